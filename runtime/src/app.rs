@@ -1,0 +1,358 @@
+//! [`App`]: one service — its state, settings and routes — and the executable's entry
+//! point (`cargo run` starts the local gateway; `manifest` prints the registry).
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::auth::{Authorizer, DevAuthorizer};
+use crate::backend::ConnectionStore;
+use crate::backend::memory::MemoryStore;
+use crate::dispatch::Dispatcher;
+use crate::local::{Gateway, GatewayError, Hub, LocalConfig, LocalGateway};
+use crate::manifest::Manifest;
+use crate::registry::{Registry, RegistryError, RouteDef};
+use crate::request::{SendSettings, Services, StateMap};
+use crate::select::{RouteSelection, SelectionError};
+use crate::testing::TestGateway;
+
+/// Why the service cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The registry is invalid (duplicate keys).
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The route selection expression is invalid.
+    #[error(transparent)]
+    Selection(#[from] SelectionError),
+    /// A handler reads a state type the app did not provide.
+    #[error(
+        "route `{route}` (`{function}`) takes State<{type_name}>, but no value of that type was provided: add App::state(..)"
+    )]
+    MissingState {
+        /// The route.
+        route: String,
+        /// Its handler.
+        function: String,
+        /// The state type.
+        type_name: String,
+    },
+    /// The local gateway could not start.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+}
+
+/// A Switchboard service: its routes (from the registry), state and settings.
+#[derive(Clone)]
+pub struct App {
+    name: String,
+    states: StateMap,
+    selection: String,
+    web_page: Option<&'static str>,
+    authorizer: Arc<dyn Authorizer>,
+    store: Option<Arc<dyn ConnectionStore>>,
+    defs: Option<Vec<RouteDef>>,
+    send: SendSettings,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("name", &self.name)
+            .field("selection", &self.selection)
+            .field("states", &self.states)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl App {
+    /// A service with every registered route, the default route selection expression
+    /// (`$request.body.action`), the development authorizer and embedded backends.
+    pub fn new() -> Self {
+        Self {
+            name: "switchboard".to_owned(),
+            states: StateMap::default(),
+            selection: crate::select::DEFAULT_EXPRESSION.to_owned(),
+            web_page: None,
+            authorizer: Arc::new(DevAuthorizer),
+            store: None,
+            defs: None,
+            send: SendSettings::default(),
+        }
+    }
+
+    /// The service's name (used in resource names and the manifest).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Provides a value for the [`State<S>`](crate::State) extractor.
+    pub fn state<S: Clone + Send + Sync + 'static>(mut self, value: S) -> Self {
+        self.states.insert(value);
+        self
+    }
+
+    /// Sets the route selection expression (`$request.body.<path>`); checked at start.
+    pub fn route_selection(mut self, expression: impl Into<String>) -> Self {
+        self.selection = expression.into();
+        self
+    }
+
+    /// The HTML page served at `/`.
+    pub fn web_page(mut self, html: &'static str) -> Self {
+        self.web_page = Some(html);
+        self
+    }
+
+    /// The `$connect` authorizer (default: [`DevAuthorizer`], identity from `?user=`).
+    pub fn authorizer(mut self, authorizer: impl Authorizer) -> Self {
+        self.authorizer = Arc::new(authorizer);
+        self
+    }
+
+    /// The connection store (default: embedded, in memory).
+    pub fn store(mut self, store: impl ConnectionStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Serve these route definitions instead of the linked registry (tests).
+    pub fn with_routes(mut self, defs: impl IntoIterator<Item = RouteDef>) -> Self {
+        self.defs = Some(defs.into_iter().collect());
+        self
+    }
+
+    /// How many sends a fan-out keeps in flight (default 64).
+    pub fn fanout_concurrency(mut self, n: usize) -> Self {
+        self.send.fanout_concurrency = n.max(1);
+        self
+    }
+
+    /// The validated registry.
+    pub fn registry(&self) -> Result<Registry, StartError> {
+        Ok(match &self.defs {
+            Some(defs) => Registry::from_defs(defs.iter().copied())?,
+            None => crate::registry::routes()?,
+        })
+    }
+
+    /// The manifest (`app manifest`).
+    pub fn manifest(&self) -> Result<Manifest, StartError> {
+        let selection = RouteSelection::parse(&self.selection)?;
+        Ok(Manifest::new(
+            &self.name,
+            selection.expression(),
+            &self.registry()?,
+        ))
+    }
+
+    fn services(
+        &self,
+        client: Arc<dyn crate::backend::ConnectionsClient>,
+    ) -> Result<Arc<Services>, StartError> {
+        let registry = self.registry()?;
+        let selection = RouteSelection::parse(&self.selection)?;
+        for route in registry.routes() {
+            for type_name in route.handler.capabilities().state {
+                if !self.states.type_names().contains(&type_name) {
+                    return Err(StartError::MissingState {
+                        route: route.def.key.to_owned(),
+                        function: route.def.function.to_owned(),
+                        type_name: type_name.to_owned(),
+                    });
+                }
+            }
+        }
+        let store = self
+            .store
+            .clone()
+            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        Ok(Arc::new(Services {
+            store,
+            client,
+            states: self.states.clone(),
+            registry: Arc::new(registry),
+            selection,
+            send: self.send.clone(),
+        }))
+    }
+
+    pub(crate) fn gateway(&self, config: LocalConfig) -> Result<Arc<Gateway>, StartError> {
+        let hub = Arc::new(Hub::default());
+        let services = self.services(hub.clone())?;
+        let manifest = Manifest::new(
+            &self.name,
+            services.selection.expression(),
+            &services.registry,
+        )
+        .to_json_pretty();
+        Ok(Arc::new(Gateway::new(
+            Dispatcher::new(services),
+            hub,
+            Arc::clone(&self.authorizer),
+            config,
+            self.web_page,
+            manifest,
+        )))
+    }
+
+    /// Starts the local gateway on `config.addr` (tokio runtime required).
+    pub async fn serve_local(self, config: LocalConfig) -> Result<LocalGateway, StartError> {
+        let gateway = self.gateway(config)?;
+        Ok(LocalGateway::start(gateway).await?)
+    }
+
+    /// An in-process gateway for tests: no sockets, same dispatch and bookkeeping.
+    pub fn test_gateway(self) -> Result<TestGateway, StartError> {
+        Ok(TestGateway::new(self.gateway(LocalConfig::default())?))
+    }
+
+    /// The executable's entry point: parses the command line and runs it.
+    ///
+    /// - no subcommand (or `serve`): the local gateway on 127.0.0.1:3000;
+    /// - `manifest`: the registry as JSON;
+    /// - `routes`: the routes as a table.
+    pub fn main(self) -> ExitCode {
+        let cli = Cli::parse();
+        match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+            Command::Manifest => match self.manifest() {
+                Ok(m) => {
+                    println!("{}", m.to_json_pretty());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            },
+            Command::Routes => match self.manifest() {
+                Ok(m) => {
+                    for r in &m.routes {
+                        let origin = if r.builtin {
+                            "built-in".to_owned()
+                        } else {
+                            format!("{}::{} ({}:{})", r.module, r.function, r.file, r.line)
+                        };
+                        println!("{:<16} {origin}", r.key);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            },
+            Command::Serve(args) => self.serve_cli(args),
+        }
+    }
+
+    fn serve_cli(self, args: ServeArgs) -> ExitCode {
+        init_tracing();
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        runtime.block_on(async move {
+            let config = args.config();
+            let gateway = match self.serve_local(config).await {
+                Ok(g) => g,
+                Err(e) => return fail(&e),
+            };
+            println!("Switchboard local gateway");
+            println!("  web page     {}/", gateway.http_url());
+            println!("  WebSocket    {}?user=NAME", gateway.ws_url());
+            println!(
+                "  @connections {}/@connections/{{id}}",
+                gateway.management_url()
+            );
+            println!("  manifest     {}/local/manifest", gateway.http_url());
+            println!("Ctrl-C stops it.");
+            gateway.run_until_ctrl_c().await;
+            ExitCode::SUCCESS
+        })
+    }
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "A Switchboard service: runs the local gateway, or prints its manifest.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the local gateway (the default).
+    Serve(ServeArgs),
+    /// Print the route registry as JSON (what the deploy program reads).
+    Manifest,
+    /// List the routes and where they are declared.
+    Routes,
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Address to bind (loopback by default).
+    #[arg(long, default_value = "127.0.0.1")]
+    addr: IpAddr,
+    /// Port to bind (0 picks a free one).
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// Stage name.
+    #[arg(long, default_value = "ws")]
+    stage: String,
+    /// Idle timeout in seconds.
+    #[arg(long, default_value_t = 600)]
+    idle_timeout: u64,
+    /// Maximum connection age in seconds.
+    #[arg(long, default_value_t = 7200)]
+    max_age: u64,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self {
+            addr: IpAddr::from([127, 0, 0, 1]),
+            port: 3000,
+            stage: "ws".to_owned(),
+            idle_timeout: 600,
+            max_age: 7200,
+        }
+    }
+}
+
+impl ServeArgs {
+    fn config(&self) -> LocalConfig {
+        LocalConfig {
+            addr: SocketAddr::new(self.addr, self.port),
+            stage: self.stage.clone(),
+            idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
+            max_connection_age: Duration::from_secs(self.max_age.max(1)),
+            ..LocalConfig::default()
+        }
+    }
+}

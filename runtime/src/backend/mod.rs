@@ -1,0 +1,178 @@
+//! Backends: where connections are recorded and how frames reach them.
+//!
+//! Each trait has an embedded implementation (used by the local gateway and tests) and an
+//! AWS one (DynamoDB, the `@connections` API).
+
+pub mod memory;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::response::Frame;
+
+/// One open connection, as recorded on `$connect`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionRecord {
+    /// API Gateway's connection id.
+    pub connection_id: String,
+    /// Who connected (the identity's user name).
+    pub username: String,
+    /// Distinguishes the connections of one user: `{connectedAt}#{connectionId}`.
+    pub session_key: String,
+    /// When the connection opened, epoch milliseconds.
+    pub connected_at: i64,
+    /// When the record may be dropped (epoch seconds): connection start + maximum
+    /// connection age + a margin. The DynamoDB TTL attribute.
+    pub expires: i64,
+    /// The client's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    /// The client's `User-Agent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The authorizer context (claims) of the connection.
+    #[serde(default)]
+    pub claims: Map<String, Value>,
+}
+
+impl ConnectionRecord {
+    /// The session key for a connection.
+    pub fn session_key_for(connected_at: i64, connection_id: &str) -> String {
+        format!("{connected_at}#{connection_id}")
+    }
+}
+
+/// A member of a room.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    /// The member's connection.
+    pub connection_id: String,
+    /// The member's user name.
+    pub username: String,
+}
+
+/// A room and how many connections are in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomSummary {
+    /// The room's name.
+    pub room: String,
+    /// How many connections are in it.
+    pub members: usize,
+}
+
+/// Errors of a connection store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend refused or failed the call.
+    #[error("connection store: {operation} failed: {message}")]
+    Backend {
+        /// Which operation.
+        operation: &'static str,
+        /// What the backend said.
+        message: String,
+    },
+    /// The backend is throttling; retry later.
+    #[error("connection store: {operation} throttled")]
+    Throttled {
+        /// Which operation.
+        operation: &'static str,
+    },
+    /// A conditional write lost a race.
+    #[error("connection store: {operation}: {message}")]
+    Conflict {
+        /// Which operation.
+        operation: &'static str,
+        /// What collided.
+        message: String,
+    },
+}
+
+/// Connection bookkeeping: who is connected, as whom, in which rooms.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync + 'static {
+    /// Records a new connection (`$connect`).
+    async fn put_connection(&self, record: &ConnectionRecord) -> Result<(), StoreError>;
+    /// The record of a connection.
+    async fn get_connection(
+        &self,
+        connection_id: &str,
+    ) -> Result<Option<ConnectionRecord>, StoreError>;
+    /// Removes a connection and its room memberships (`$disconnect`, or a 410 from
+    /// `@connections`). Returns the removed record.
+    async fn remove_connection(
+        &self,
+        connection_id: &str,
+    ) -> Result<Option<ConnectionRecord>, StoreError>;
+    /// All connections of one user (one per session).
+    async fn user_connections(&self, username: &str) -> Result<Vec<ConnectionRecord>, StoreError>;
+    /// Every connection record.
+    async fn list_connections(&self) -> Result<Vec<ConnectionRecord>, StoreError>;
+    /// Every connection id (for broadcasts; cheaper than whole records).
+    async fn connection_ids(&self) -> Result<Vec<String>, StoreError>;
+    /// Adds a connection to a room; `false` if it was already in it.
+    async fn join_room(&self, room: &str, member: &Member) -> Result<bool, StoreError>;
+    /// Removes a connection from a room; `false` if it was not in it.
+    async fn leave_room(&self, room: &str, connection_id: &str) -> Result<bool, StoreError>;
+    /// The members of a room, ordered by connection id.
+    async fn room_members(&self, room: &str) -> Result<Vec<Member>, StoreError>;
+    /// The rooms a connection is in, ordered by name.
+    async fn rooms_of(&self, connection_id: &str) -> Result<Vec<String>, StoreError>;
+    /// Every room with its member count, ordered by name.
+    async fn rooms(&self) -> Result<Vec<RoomSummary>, StoreError>;
+}
+
+/// What `GET @connections/{id}` answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionInfo {
+    /// When the connection opened, epoch milliseconds.
+    pub connected_at: i64,
+    /// When the client last sent a message, epoch milliseconds.
+    pub last_active_at: i64,
+    /// The client's address.
+    pub source_ip: Option<String>,
+    /// The client's `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+/// Errors of the `@connections` API.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PostError {
+    /// 410: the connection is gone (closed, or never existed).
+    #[error("connection {0} is gone")]
+    Gone(String),
+    /// 413: the payload is larger than API Gateway's 128 KB message limit.
+    #[error("payload of {size} bytes exceeds the {limit}-byte limit")]
+    PayloadTooLarge {
+        /// The payload size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// 429 `LimitExceededException`, after retries.
+    #[error("@connections throttled the call")]
+    Throttled,
+    /// 403: the caller may not manage connections of this API (wrong stage or policy).
+    #[error("@connections refused the call: {0}")]
+    Forbidden(String),
+    /// Anything else (network, 5xx).
+    #[error("@connections call failed: {0}")]
+    Other(String),
+}
+
+/// The `@connections` management API: send to, inspect and close connections.
+#[async_trait]
+pub trait ConnectionsClient: Send + Sync + 'static {
+    /// `POST @connections/{id}`: sends one frame.
+    async fn post(&self, connection_id: &str, frame: &Frame) -> Result<(), PostError>;
+    /// `GET @connections/{id}`.
+    async fn get(&self, connection_id: &str) -> Result<ConnectionInfo, PostError>;
+    /// `DELETE @connections/{id}`: closes the connection (its `$disconnect` follows).
+    async fn delete(&self, connection_id: &str) -> Result<(), PostError>;
+}

@@ -1,0 +1,331 @@
+//! [`Ctx`]: what a handler can do besides returning a reply — send to connections, users,
+//! rooms and everyone, manage room membership, close connections, see who is connected.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::backend::{ConnectionRecord, Member, PostError};
+use crate::identity::Identity;
+use crate::request::{Services, WsRequest};
+use crate::response::{Frame, WsError};
+
+/// The handler's context: the event, the caller, and the platform's services.
+///
+/// Cheap to clone; clones share the event.
+#[derive(Clone)]
+pub struct Ctx {
+    req: Arc<WsRequest>,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("connection_id", &self.connection_id())
+            .field("route", &self.route())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of a send: how many connections got the frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    /// Frames accepted by `@connections`.
+    pub delivered: usize,
+    /// Connections that were gone (410); their records were removed.
+    pub gone: usize,
+    /// Sends that failed otherwise (logged).
+    pub failed: usize,
+}
+
+impl Delivery {
+    fn add(&mut self, other: Delivery) {
+        self.delivered += other.delivered;
+        self.gone += other.gone;
+        self.failed += other.failed;
+    }
+}
+
+impl Ctx {
+    pub(crate) fn new(req: Arc<WsRequest>) -> Self {
+        Self { req }
+    }
+
+    /// The caller's connection id.
+    pub fn connection_id(&self) -> &str {
+        self.req.connection_id()
+    }
+
+    /// The route key being handled (`sendMessage`, `$connect`, ...).
+    pub fn route(&self) -> &str {
+        self.req.route_key()
+    }
+
+    /// The caller's identity, as the authorizer vouched for it.
+    pub fn identity(&self) -> &Identity {
+        self.req.identity()
+    }
+
+    /// The raw API Gateway event.
+    pub fn event(&self) -> &aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest {
+        self.req.event()
+    }
+
+    /// `requestContext.requestId`.
+    pub fn request_id(&self) -> &str {
+        self.req
+            .event()
+            .request_context
+            .request_id
+            .as_deref()
+            .unwrap_or_default()
+    }
+
+    /// Application state of type `S`, if the app provided one.
+    pub fn state<S: Clone + Send + Sync + 'static>(&self) -> Option<S> {
+        self.req.services().states.get::<S>()
+    }
+
+    pub(crate) fn services(&self) -> &Arc<Services> {
+        self.req.services()
+    }
+
+    /// Sets the route response (the frame API Gateway returns to the caller) from inside
+    /// a handler. A value the handler returns takes precedence.
+    pub fn reply<T: Serialize + ?Sized>(&self, msg: &T) -> Result<(), WsError> {
+        let frame = Frame::json(msg)?;
+        if let Ok(mut slot) = self.req.reply.lock() {
+            *slot = Some(frame);
+        }
+        Ok(())
+    }
+
+    /// Sends to one connection.
+    pub fn connection(&self, connection_id: impl Into<String>) -> Target<'_> {
+        self.target(TargetKind::Connection(connection_id.into()))
+    }
+
+    /// Sends to every connection of a user.
+    pub fn user(&self, username: impl Into<String>) -> Target<'_> {
+        self.target(TargetKind::User(username.into()))
+    }
+
+    /// Sends to every member of a room.
+    pub fn room(&self, room: impl Into<String>) -> Target<'_> {
+        self.target(TargetKind::Room(room.into()))
+    }
+
+    /// Sends to every open connection.
+    pub fn broadcast(&self) -> Target<'_> {
+        self.target(TargetKind::Everyone)
+    }
+
+    fn target(&self, kind: TargetKind) -> Target<'_> {
+        Target {
+            ctx: self,
+            kind,
+            except: None,
+        }
+    }
+
+    /// Adds the caller to a room. `false` if it was already in it.
+    pub async fn join(&self, room: &str) -> Result<bool, WsError> {
+        let member = Member {
+            connection_id: self.connection_id().to_owned(),
+            username: self.identity().username().to_owned(),
+        };
+        Ok(self
+            .services()
+            .store
+            .join_room(room, &member)
+            .await
+            .map_err(WsError::internal)?)
+    }
+
+    /// Removes the caller from a room. `false` if it was not in it.
+    pub async fn leave(&self, room: &str) -> Result<bool, WsError> {
+        self.services()
+            .store
+            .leave_room(room, self.connection_id())
+            .await
+            .map_err(WsError::internal)
+    }
+
+    /// The rooms the caller is in.
+    pub async fn rooms(&self) -> Result<Vec<String>, WsError> {
+        self.services()
+            .store
+            .rooms_of(self.connection_id())
+            .await
+            .map_err(WsError::internal)
+    }
+
+    /// The members of a room.
+    pub async fn members(&self, room: &str) -> Result<Vec<Member>, WsError> {
+        self.services()
+            .store
+            .room_members(room)
+            .await
+            .map_err(WsError::internal)
+    }
+
+    /// Every open connection's record.
+    pub async fn connections(&self) -> Result<Vec<ConnectionRecord>, WsError> {
+        self.services()
+            .store
+            .list_connections()
+            .await
+            .map_err(WsError::internal)
+    }
+
+    /// The connections of one user.
+    pub async fn connections_of(&self, username: &str) -> Result<Vec<ConnectionRecord>, WsError> {
+        self.services()
+            .store
+            .user_connections(username)
+            .await
+            .map_err(WsError::internal)
+    }
+
+    /// Closes a connection (`DELETE @connections/{id}`); its `$disconnect` follows.
+    /// `false` if it was already gone.
+    pub async fn close(&self, connection_id: &str) -> Result<bool, WsError> {
+        match self.services().client.delete(connection_id).await {
+            Ok(()) => Ok(true),
+            Err(PostError::Gone(_)) => {
+                self.forget(connection_id).await;
+                Ok(false)
+            }
+            Err(e) => Err(WsError::internal(e)),
+        }
+    }
+
+    /// Removes the record of a connection `@connections` called gone. During the
+    /// caller's own `$connect` its socket is not open yet, so a send to itself is gone
+    /// without meaning the record is stale.
+    async fn forget(&self, connection_id: &str) {
+        let connecting = self.route() == "$connect" && connection_id == self.connection_id();
+        if connecting {
+            return;
+        }
+        if let Err(e) = self.services().store.remove_connection(connection_id).await {
+            tracing::warn!(connection_id, error = %e, "could not remove a gone connection");
+        } else {
+            tracing::debug!(connection_id, "removed a gone connection");
+        }
+    }
+}
+
+enum TargetKind {
+    Connection(String),
+    User(String),
+    Room(String),
+    Everyone,
+}
+
+/// Recipients of a send: built by [`Ctx::connection`], [`Ctx::user`], [`Ctx::room`] or
+/// [`Ctx::broadcast`].
+#[must_use = "a target does nothing until you call .send(...)"]
+pub struct Target<'a> {
+    ctx: &'a Ctx,
+    kind: TargetKind,
+    except: Option<String>,
+}
+
+impl Target<'_> {
+    /// Leaves one connection out (e.g. the sender).
+    pub fn except(mut self, connection_id: impl Into<String>) -> Self {
+        self.except = Some(connection_id.into());
+        self
+    }
+
+    /// Leaves the caller out.
+    pub fn except_me(self) -> Self {
+        let me = self.ctx.connection_id().to_owned();
+        self.except(me)
+    }
+
+    /// Serialises `msg` as JSON once and sends it to every recipient.
+    pub async fn send<T: Serialize + ?Sized>(self, msg: &T) -> Result<Delivery, WsError> {
+        let frame = Frame::json(msg)?;
+        self.send_frame(frame).await
+    }
+
+    /// Sends a prepared frame to every recipient.
+    ///
+    /// Sends run with bounded concurrency; a gone recipient's record is removed (that
+    /// recipient's, never the caller's). Errors only when the recipients cannot be
+    /// looked up or the frame is over API Gateway's 128 KB limit.
+    pub async fn send_frame(self, frame: Frame) -> Result<Delivery, WsError> {
+        let store = &self.ctx.services().store;
+        let ids: Vec<String> = match self.kind {
+            TargetKind::Connection(id) => vec![id],
+            TargetKind::User(user) => store
+                .user_connections(&user)
+                .await
+                .map_err(WsError::internal)?
+                .into_iter()
+                .map(|r| r.connection_id)
+                .collect(),
+            TargetKind::Room(room) => store
+                .room_members(&room)
+                .await
+                .map_err(WsError::internal)?
+                .into_iter()
+                .map(|m| m.connection_id)
+                .collect(),
+            TargetKind::Everyone => store.connection_ids().await.map_err(WsError::internal)?,
+        };
+        let except = self.except;
+        let ids = ids
+            .into_iter()
+            .filter(|id| except.as_deref() != Some(id.as_str()));
+        deliver(self.ctx, ids, &frame).await
+    }
+}
+
+async fn deliver(
+    ctx: &Ctx,
+    ids: impl Iterator<Item = String>,
+    frame: &Frame,
+) -> Result<Delivery, WsError> {
+    let services = ctx.services();
+    let client = &services.client;
+    let concurrency = services.send.fanout_concurrency.max(1);
+    let mut results = futures_util::stream::iter(ids)
+        .map(|id| async move {
+            let result = client.post(&id, frame).await;
+            (id, result)
+        })
+        .buffer_unordered(concurrency);
+    let mut total = Delivery::default();
+    let mut too_large = None;
+    while let Some((id, result)) = results.next().await {
+        let mut one = Delivery::default();
+        match result {
+            Ok(()) => one.delivered = 1,
+            Err(PostError::Gone(_)) => {
+                one.gone = 1;
+                ctx.forget(&id).await;
+            }
+            Err(PostError::PayloadTooLarge { size, limit }) => {
+                too_large = Some((size, limit));
+                one.failed = 1;
+            }
+            Err(e) => {
+                tracing::warn!(connection_id = %id, error = %e, "send failed");
+                one.failed = 1;
+            }
+        }
+        total.add(one);
+    }
+    if let Some((size, limit)) = too_large {
+        return Err(WsError::new(
+            "payload_too_large",
+            format!("message of {size} bytes exceeds the {limit}-byte limit"),
+        )
+        .with_status(413));
+    }
+    Ok(total)
+}

@@ -1,0 +1,226 @@
+//! Dispatch: one API Gateway WebSocket event in, the integration's answer out.
+//!
+//! Events are routed on `requestContext.eventType` and `requestContext.routeKey`, never
+//! by guessing the event's shape. The same code serves Lambda and the local gateway.
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use futures_util::FutureExt;
+
+use crate::backend::ConnectionRecord;
+use crate::registry::{Route, RouteKind};
+use crate::request::{Services, WsRequest};
+use crate::response::{Frame, WsError};
+use crate::select::Selected;
+
+/// How long a connection record outlives the connection's maximum age (for the TTL).
+pub const RECORD_TTL_MARGIN_SECS: i64 = 15 * 60;
+
+/// API Gateway's maximum connection age.
+pub const MAX_CONNECTION_AGE_SECS: i64 = 2 * 60 * 60;
+
+/// What dispatch answers: the integration response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The status. On `$connect`, non-2xx refuses the upgrade with this status.
+    pub status: u16,
+    /// The route response body (a reply or an error frame), if any.
+    pub body: Option<Frame>,
+    /// Response headers (on `$connect`: the chosen `Sec-WebSocket-Protocol`).
+    pub headers: Vec<(&'static str, String)>,
+    /// The error, if the handler or the framework failed.
+    pub error: Option<WsError>,
+}
+
+impl Outcome {
+    fn ok(body: Option<Frame>) -> Self {
+        Self {
+            status: 200,
+            body,
+            headers: Vec::new(),
+            error: None,
+        }
+    }
+
+    fn failed(err: WsError, route: &str) -> Self {
+        Self {
+            status: err.status(),
+            body: Some(err.to_frame(route)),
+            headers: Vec::new(),
+            error: Some(err),
+        }
+    }
+
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Routes events to handlers, with the built-in bookkeeping around `$connect` and
+/// `$disconnect`.
+#[derive(Clone, Debug)]
+pub struct Dispatcher {
+    services: Arc<Services>,
+}
+
+impl Dispatcher {
+    /// A dispatcher over validated services.
+    pub fn new(services: Arc<Services>) -> Self {
+        Self { services }
+    }
+
+    /// The services handlers use.
+    pub fn services(&self) -> &Arc<Services> {
+        &self.services
+    }
+
+    /// Route selection for a frame, as API Gateway does it: the registered custom route
+    /// key the frame selects, or `$default`.
+    pub fn route_for(&self, body: &str) -> &'static str {
+        if let Selected::Key(key) = self.services.selection.select(body) {
+            if let Some(route) = self.services.registry.get(&key) {
+                if route.def.kind == RouteKind::Custom {
+                    return route.def.key;
+                }
+            }
+        }
+        "$default"
+    }
+
+    /// Handles one event.
+    pub async fn dispatch(&self, event: ApiGatewayWebsocketProxyRequest) -> Outcome {
+        let event_type = event.request_context.event_type.clone().unwrap_or_default();
+        let route_key = event.request_context.route_key.clone().unwrap_or_default();
+        let req = Arc::new(WsRequest::new(event, Arc::clone(&self.services)));
+        match event_type.as_str() {
+            "CONNECT" => self.connect(req).await,
+            "DISCONNECT" => self.disconnect(req).await,
+            "MESSAGE" => self.message(req, &route_key).await,
+            other => {
+                tracing::error!(event_type = other, "event with an unknown eventType");
+                Outcome::failed(
+                    WsError::new("bad_event", format!("unknown eventType `{other}`")),
+                    &route_key,
+                )
+            }
+        }
+    }
+
+    async fn connect(&self, req: Arc<WsRequest>) -> Outcome {
+        let record = record_for(&req);
+        let store = &self.services.store;
+        if let Err(e) = store.put_connection(&record).await {
+            return Outcome::failed(WsError::internal(e), "$connect");
+        }
+        let route = self.services.registry.get("$connect");
+        let result = match route {
+            Some(route) if !route.builtin => run(route, Arc::clone(&req)).await,
+            _ => Ok(None),
+        };
+        match result {
+            Ok(body) => {
+                let mut outcome = Outcome::ok(body);
+                if let Some(protocol) = chosen_subprotocol(&req) {
+                    outcome
+                        .headers
+                        .push(("Sec-WebSocket-Protocol", protocol.to_owned()));
+                }
+                outcome
+            }
+            Err(err) => {
+                if let Err(e) = store.remove_connection(&record.connection_id).await {
+                    tracing::warn!(error = %e, "could not remove a refused connection");
+                }
+                Outcome::failed(err, "$connect")
+            }
+        }
+    }
+
+    async fn disconnect(&self, req: Arc<WsRequest>) -> Outcome {
+        if let Some(route) = self.services.registry.get("$disconnect") {
+            if !route.builtin {
+                if let Err(e) = run(route, Arc::clone(&req)).await {
+                    tracing::warn!(
+                        code = e.code(),
+                        message = e.message(),
+                        "$disconnect handler failed"
+                    );
+                }
+            }
+        }
+        match self
+            .services
+            .store
+            .remove_connection(req.connection_id())
+            .await
+        {
+            Ok(_) => Outcome::ok(None),
+            Err(e) => Outcome::failed(WsError::internal(e), "$disconnect"),
+        }
+    }
+
+    async fn message(&self, req: Arc<WsRequest>, route_key: &str) -> Outcome {
+        let Some(route) = self.services.registry.get(route_key) else {
+            return Outcome::failed(
+                WsError::unknown_route(format!(
+                    "this function has no handler for route `{route_key}`"
+                )),
+                route_key,
+            );
+        };
+        match run(route, Arc::clone(&req)).await {
+            Ok(body) => Outcome::ok(body),
+            Err(err) => Outcome::failed(err, route_key),
+        }
+    }
+}
+
+/// Runs a handler, turning a panic into an internal error.
+async fn run(route: &Route, req: Arc<WsRequest>) -> Result<Option<Frame>, WsError> {
+    let fut = route.handler.call(Arc::clone(&req));
+    match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(Ok(Some(body))) => Ok(Some(body)),
+        Ok(Ok(None)) => Ok(req.take_reply()),
+        Ok(Err(e)) => Err(e),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            Err(WsError::internal(format!(
+                "handler `{}` panicked: {what}",
+                route.def.function
+            )))
+        }
+    }
+}
+
+/// The subprotocol a `$connect` echoes: the first one the client offered.
+fn chosen_subprotocol(req: &WsRequest) -> Option<&str> {
+    let value = req
+        .event()
+        .headers
+        .get("sec-websocket-protocol")?
+        .to_str()
+        .ok()?;
+    value.split(',').map(str::trim).find(|p| !p.is_empty())
+}
+
+fn record_for(req: &WsRequest) -> ConnectionRecord {
+    let rc = &req.event().request_context;
+    let connection_id = req.connection_id().to_owned();
+    let connected_at = rc.connected_at;
+    ConnectionRecord {
+        session_key: ConnectionRecord::session_key_for(connected_at, &connection_id),
+        connection_id,
+        username: req.identity().username().to_owned(),
+        connected_at,
+        expires: connected_at / 1000 + MAX_CONNECTION_AGE_SECS + RECORD_TTL_MARGIN_SECS,
+        source_ip: rc.identity.source_ip.clone(),
+        user_agent: rc.identity.user_agent.clone(),
+        claims: req.identity().context().clone(),
+    }
+}

@@ -1,0 +1,219 @@
+//! The local gateway: API Gateway's WebSocket API, its `@connections` management API and
+//! the web page on one loopback address, with embedded backends.
+//!
+//! It reproduces what API Gateway does (see `ARCHITECTURE.md`): route selection,
+//! `$connect` rejection statuses, authorizer context on every event, frame and message
+//! size limits, binary frames refused with 1003, idle timeout and maximum connection age,
+//! `@connections` POST/GET/DELETE with 410 for gone connections, connection ids in AWS's
+//! shape, and `$disconnect` on every kind of close.
+
+mod core;
+mod hub;
+pub mod ids;
+mod mgmt;
+mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub(crate) use self::core::{Gateway, UpgradeRequest, now_ms as now};
+pub use hub::MAX_MESSAGE_BYTES;
+pub(crate) use hub::{Hub, Live};
+
+/// API Gateway's frame size limit.
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+
+/// Settings of the local gateway. Defaults are API Gateway's.
+#[derive(Clone, Debug)]
+pub struct LocalConfig {
+    /// Where to listen. Default `127.0.0.1:3000` (loopback only).
+    pub addr: SocketAddr,
+    /// The stage name (`requestContext.stage`, the management API's path prefix).
+    /// Default `ws`, the stage the deploy program creates behind CloudFront's `/ws/*`.
+    pub stage: String,
+    /// Close a connection after this long without a message from the client (10 min).
+    pub idle_timeout: Duration,
+    /// Close a connection this long after it opened (2 h).
+    pub max_connection_age: Duration,
+    /// Largest frame a client may send (32 KB); larger closes with 1009.
+    pub max_frame_bytes: usize,
+    /// Largest message (frames joined) a client may send (128 KB); larger closes with 1009.
+    pub max_message_bytes: usize,
+    /// How long a handler may run before the caller gets API Gateway's timeout frame (29 s).
+    pub integration_timeout: Duration,
+    /// Frames queued for a connection before it counts as a slow consumer and is closed
+    /// with 1008.
+    pub outbound_buffer: usize,
+    /// Handlers one connection may have running at once; beyond it, reading pauses.
+    pub max_in_flight: usize,
+    /// How long a write to a client may block before the connection is dropped.
+    pub write_timeout: Duration,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            stage: "ws".to_owned(),
+            idle_timeout: Duration::from_secs(10 * 60),
+            max_connection_age: Duration::from_secs(2 * 60 * 60),
+            max_frame_bytes: MAX_FRAME_BYTES,
+            max_message_bytes: MAX_MESSAGE_BYTES,
+            integration_timeout: Duration::from_secs(29),
+            outbound_buffer: 1024,
+            max_in_flight: 64,
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Errors starting the local gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The address could not be bound.
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running local gateway. Dropping it leaves the server running in the background;
+/// call [`shutdown`](Self::shutdown) to stop it gracefully.
+pub struct LocalGateway {
+    addr: SocketAddr,
+    gateway: Arc<Gateway>,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for LocalGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalGateway")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalGateway {
+    pub(crate) async fn start(gateway: Arc<Gateway>) -> Result<Self, GatewayError> {
+        let addr = gateway.config.addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| GatewayError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| GatewayError::Bind { addr, source })?;
+        gateway.set_domain(addr);
+        let router = router(Arc::clone(&gateway));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            let result = axum::serve(listener, service)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "local gateway stopped with an error");
+            }
+        });
+        Ok(Self {
+            addr,
+            gateway,
+            stop: Some(stop),
+            server,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`: the web page.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `ws://ADDR/ws`: the WebSocket API.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// `http://ADDR/{stage}`: the `@connections` endpoint, for the AWS SDK's
+    /// `endpoint_url`.
+    pub fn management_url(&self) -> String {
+        format!("http://{}/{}", self.addr, self.gateway.config.stage)
+    }
+
+    /// How many WebSocket connections are open.
+    pub fn open_connections(&self) -> usize {
+        self.gateway.hub.len()
+    }
+
+    /// Stops accepting connections, closes every socket with 1001 (firing each
+    /// `$disconnect`), and waits up to `grace` for them to finish.
+    pub async fn shutdown_within(mut self, grace: Duration) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.gateway.hub.close_all(1001, "Going away");
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.gateway.hub.len() > 0 || self.gateway.closing() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    open = self.gateway.hub.len(),
+                    "shutdown grace period over with connections still open"
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = tokio::time::timeout(grace, &mut self.server).await;
+    }
+
+    /// [`shutdown_within`](Self::shutdown_within) five seconds.
+    pub async fn shutdown(self) {
+        self.shutdown_within(Duration::from_secs(5)).await;
+    }
+
+    /// Runs until Ctrl-C, then shuts down gracefully.
+    pub async fn run_until_ctrl_c(self) {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C; stopping");
+        }
+        tracing::info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+fn router(gateway: Arc<Gateway>) -> Router {
+    let stage_path = format!("/{}/@connections/{{id}}", gateway.config.stage);
+    Router::new()
+        .route("/", get(mgmt::index))
+        .route("/ws", any(ws::upgrade))
+        .route("/local/manifest", get(mgmt::manifest))
+        .route("/local/connections", get(mgmt::connections))
+        .route(
+            "/@connections/{id}",
+            any(mgmt::connection_op).layer(DefaultBodyLimit::max(1024 * 1024)),
+        )
+        .route(
+            &stage_path,
+            any(mgmt::connection_op).layer(DefaultBodyLimit::max(1024 * 1024)),
+        )
+        .route("/{stage}/@connections/{id}", any(mgmt::wrong_stage))
+        .fallback(ws::fallback)
+        .with_state(gateway)
+}
