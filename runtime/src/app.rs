@@ -187,6 +187,14 @@ impl App {
         }))
     }
 
+    /// A dispatcher over this app's routes, sending through `client` (Lambda mode, tests).
+    pub fn dispatcher(
+        &self,
+        client: Arc<dyn crate::backend::ConnectionsClient>,
+    ) -> Result<Dispatcher, StartError> {
+        Ok(Dispatcher::new(self.services(client)?))
+    }
+
     pub(crate) fn gateway(&self, config: LocalConfig) -> Result<Arc<Gateway>, StartError> {
         let hub = Arc::new(Hub::default());
         let services = self.services(hub.clone())?;

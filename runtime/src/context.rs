@@ -135,12 +135,11 @@ impl Ctx {
             connection_id: self.connection_id().to_owned(),
             username: self.identity().username().to_owned(),
         };
-        Ok(self
-            .services()
+        self.services()
             .store
             .join_room(room, &member)
             .await
-            .map_err(WsError::internal)?)
+            .map_err(WsError::internal)
     }
 
     /// Removes the caller from a room. `false` if it was not in it.

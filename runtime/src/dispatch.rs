@@ -79,12 +79,11 @@ impl Dispatcher {
     /// Route selection for a frame, as API Gateway does it: the registered custom route
     /// key the frame selects, or `$default`.
     pub fn route_for(&self, body: &str) -> &'static str {
-        if let Selected::Key(key) = self.services.selection.select(body) {
-            if let Some(route) = self.services.registry.get(&key) {
-                if route.def.kind == RouteKind::Custom {
-                    return route.def.key;
-                }
-            }
+        if let Selected::Key(key) = self.services.selection.select(body)
+            && let Some(route) = self.services.registry.get(&key)
+            && route.def.kind == RouteKind::Custom
+        {
+            return route.def.key;
         }
         "$default"
     }
@@ -139,16 +138,15 @@ impl Dispatcher {
     }
 
     async fn disconnect(&self, req: Arc<WsRequest>) -> Outcome {
-        if let Some(route) = self.services.registry.get("$disconnect") {
-            if !route.builtin {
-                if let Err(e) = run(route, Arc::clone(&req)).await {
-                    tracing::warn!(
-                        code = e.code(),
-                        message = e.message(),
-                        "$disconnect handler failed"
-                    );
-                }
-            }
+        if let Some(route) = self.services.registry.get("$disconnect")
+            && !route.builtin
+            && let Err(e) = run(route, Arc::clone(&req)).await
+        {
+            tracing::warn!(
+                code = e.code(),
+                message = e.message(),
+                "$disconnect handler failed"
+            );
         }
         match self
             .services

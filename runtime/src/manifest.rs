@@ -67,7 +67,13 @@ impl Manifest {
                     builtin: r.builtin,
                     options: r.def.options,
                     returns_value: r.handler.returns_value(),
-                    capabilities: r.handler.capabilities(),
+                    capabilities: {
+                        let mut caps = r.handler.capabilities();
+                        // The built-in bookkeeping of $connect/$disconnect writes the store.
+                        caps.store |=
+                            matches!(r.def.kind, RouteKind::Connect | RouteKind::Disconnect);
+                        caps
+                    },
                     doc: r.def.doc,
                 })
                 .collect(),

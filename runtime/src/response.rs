@@ -324,8 +324,8 @@ mod tests {
     #[test]
     fn response_conversions() {
         assert_eq!(().into_ws_response(), Ok(None));
-        assert!(!<() as IntoWsResponse>::HAS_BODY);
-        assert!(<Result<Json<u8>, WsError> as IntoWsResponse>::HAS_BODY);
+        const { assert!(!<() as IntoWsResponse>::HAS_BODY) };
+        const { assert!(<Result<Json<u8>, WsError> as IntoWsResponse>::HAS_BODY) };
         let r: Result<Json<u8>, WsError> = Ok(Json(7));
         assert_eq!(r.into_ws_response(), Ok(Some(Frame::text("7"))));
         let r: Result<(), WsError> = Err(WsError::forbidden("no"));

@@ -100,12 +100,12 @@ impl ConnectionStore for MemoryStore {
             inner.leave(&room, connection_id);
         }
         let record = inner.connections.remove(connection_id);
-        if let Some(record) = &record {
-            if let Some(ids) = inner.by_user.get_mut(&record.username) {
-                ids.remove(connection_id);
-                if ids.is_empty() {
-                    inner.by_user.remove(&record.username);
-                }
+        if let Some(record) = &record
+            && let Some(ids) = inner.by_user.get_mut(&record.username)
+        {
+            ids.remove(connection_id);
+            if ids.is_empty() {
+                inner.by_user.remove(&record.username);
             }
         }
         Ok(record)

@@ -26,10 +26,10 @@ pub(crate) struct CloseSignal {
 impl CloseSignal {
     /// Asks the connection's task to close with `code` (the first request wins).
     pub(crate) fn request(&self, code: u16, reason: &str) {
-        if let Ok(mut slot) = self.reason.lock() {
-            if slot.is_none() {
-                *slot = Some((code, reason.to_owned()));
-            }
+        if let Ok(mut slot) = self.reason.lock()
+            && slot.is_none()
+        {
+            *slot = Some((code, reason.to_owned()));
         }
         self.notify.notify_one();
     }

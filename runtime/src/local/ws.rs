@@ -85,10 +85,10 @@ pub(crate) async fn upgrade(
     if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
-    if let Some(protocol) = opened.protocol.as_deref() {
-        if let Ok(v) = HeaderValue::from_str(protocol) {
-            h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
-        }
+    if let Some(protocol) = opened.protocol.as_deref()
+        && let Ok(v) = HeaderValue::from_str(protocol)
+    {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
     }
     tokio::spawn(async move {
         match on_upgrade.await {
@@ -173,11 +173,10 @@ where
                 }
             }
             Some(reply) = in_flight.next(), if !in_flight.is_empty() => {
-                if let Some(frame) = reply {
-                    if !write_all(&mut ws, vec![frame], write_timeout).await {
+                if let Some(frame) = reply
+                    && !write_all(&mut ws, vec![frame], write_timeout).await {
                         break End::Abnormal;
                     }
-                }
             }
             msg = ws.next(), if in_flight.len() < max_in_flight => match msg {
                 Some(Ok(Message::Text(text))) => {
