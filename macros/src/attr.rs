@@ -1,0 +1,615 @@
+//! Parsing and validating the attribute's arguments: the route key and the options.
+//!
+//! Grammar (`,`-separated, a trailing `,` is allowed):
+//!
+//! ```text
+//! ws_route-args    := KEY ( "," OPTION )* ","?
+//! reserved-args    := ( OPTION ( "," OPTION )* ","? )?      // ws_connect, ws_disconnect, ws_default
+//! KEY              := string literal: non-empty, at most 128 characters, not starting
+//!                     with `$`, no whitespace or control characters
+//! OPTION           := "memory" "=" INT      // Lambda memory in MB, 128..=10240
+//!                   | "timeout" "=" INT     // Lambda timeout in seconds, 1..=900
+//! ```
+
+use proc_macro2::{Span, TokenStream};
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitInt, LitStr, Token, UnOp};
+
+use crate::errors::Errors;
+
+/// Which attribute is being expanded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `#[ws_route("key")]`: a custom route key.
+    Route,
+    /// `#[ws_connect]`: the `$connect` route.
+    Connect,
+    /// `#[ws_disconnect]`: the `$disconnect` route.
+    Disconnect,
+    /// `#[ws_default]`: the `$default` route.
+    Default,
+}
+
+impl Kind {
+    /// The attribute's name, as the user writes it.
+    pub(crate) fn attr_name(self) -> &'static str {
+        match self {
+            Self::Route => "ws_route",
+            Self::Connect => "ws_connect",
+            Self::Disconnect => "ws_disconnect",
+            Self::Default => "ws_default",
+        }
+    }
+
+    /// The reserved route key this attribute handles, `None` for `ws_route`.
+    pub(crate) fn reserved_key(self) -> Option<&'static str> {
+        match self {
+            Self::Route => None,
+            Self::Connect => Some("$connect"),
+            Self::Disconnect => Some("$disconnect"),
+            Self::Default => Some("$default"),
+        }
+    }
+
+    /// The name of the matching `switchboard::RouteKind` variant.
+    pub(crate) fn variant(self) -> &'static str {
+        match self {
+            Self::Route => "Custom",
+            Self::Connect => "Connect",
+            Self::Disconnect => "Disconnect",
+            Self::Default => "Default",
+        }
+    }
+}
+
+/// The validated arguments of an attribute.
+#[derive(Clone, Debug)]
+pub(crate) struct RouteArgs {
+    /// The route key: the user's literal for `ws_route`, `"$connect"` etc. otherwise.
+    pub(crate) key: LitStr,
+    /// `memory = N`, in MB.
+    pub(crate) memory_mb: Option<u32>,
+    /// `timeout = N`, in seconds.
+    pub(crate) timeout_secs: Option<u32>,
+}
+
+/// The longest route key API Gateway accepts, in characters.
+pub(crate) const MAX_KEY_LEN: usize = 128;
+
+/// An option the attributes accept.
+struct OptionSpec {
+    /// The option's name.
+    name: &'static str,
+    /// What it sets, for messages.
+    what: &'static str,
+    /// Its unit, for messages.
+    unit: &'static str,
+    /// The smallest allowed value.
+    min: u32,
+    /// The largest allowed value.
+    max: u32,
+    /// A typical value, for messages.
+    example: u32,
+}
+
+/// Every option the attributes accept.
+const OPTIONS: [OptionSpec; 2] = [
+    OptionSpec {
+        name: "memory",
+        what: "Lambda memory",
+        unit: "MB",
+        min: 128,
+        max: 10240,
+        example: 512,
+    },
+    OptionSpec {
+        name: "timeout",
+        what: "Lambda timeout",
+        unit: "seconds",
+        min: 1,
+        max: 900,
+        example: 10,
+    },
+];
+
+/// One argument as written, before validation.
+enum RawArg {
+    /// A literal: the route key (or a mistake).
+    Lit(Lit),
+    /// `name = value`, or a bare `name`.
+    Option {
+        /// The option's name.
+        name: Ident,
+        /// `= value`, if present.
+        value: Option<Expr>,
+    },
+}
+
+impl RawArg {
+    /// Parses one argument; `kind` only tailors the syntax error message.
+    fn parse(input: ParseStream<'_>, kind: Kind) -> syn::Result<Self> {
+        if input.peek(Lit) {
+            return Ok(Self::Lit(input.parse()?));
+        }
+        if input.peek(Ident::peek_any) {
+            let name = input.call(Ident::parse_any)?;
+            let value = if input.peek(Token![=]) {
+                input.parse::<Token![=]>()?;
+                Some(input.parse()?)
+            } else {
+                None
+            };
+            return Ok(Self::Option { name, value });
+        }
+        Err(input.error(match kind {
+            Kind::Route => {
+                "expected a route key string literal or an option (`memory = <MB>`, `timeout = <seconds>`)"
+            }
+            _ => "expected an option (`memory = <MB>`, `timeout = <seconds>`)",
+        }))
+    }
+}
+
+/// Parses and validates the arguments of `#[<kind>(...)]`.
+///
+/// Every problem is reported (combined into one [`syn::Error`]), each with the span of
+/// the offending token. A syntax error stops parsing and is reported alone.
+pub(crate) fn parse_args(kind: Kind, tokens: TokenStream) -> syn::Result<RouteArgs> {
+    // `parse_terminated_with` takes a `fn`, so no closure capturing `kind`.
+    let parse_one: fn(ParseStream<'_>) -> syn::Result<RawArg> = match kind {
+        Kind::Route => |input| RawArg::parse(input, Kind::Route),
+        _ => |input| RawArg::parse(input, Kind::Connect),
+    };
+    let parser = |input: ParseStream<'_>| {
+        Punctuated::<RawArg, Token![,]>::parse_terminated_with(input, parse_one)
+    };
+    let args = parser.parse2(tokens)?;
+    validate(kind, args)
+}
+
+/// Validates parsed arguments, collecting every error.
+fn validate(kind: Kind, args: Punctuated<RawArg, Token![,]>) -> syn::Result<RouteArgs> {
+    let attr = kind.attr_name();
+    let mut errors = Errors::default();
+    let mut key: Option<LitStr> = None;
+    let mut key_seen = false;
+    let mut values: [Option<u32>; OPTIONS.len()] = [None; OPTIONS.len()];
+    let mut seen: [bool; OPTIONS.len()] = [false; OPTIONS.len()];
+
+    for (index, arg) in args.into_iter().enumerate() {
+        match arg {
+            RawArg::Lit(lit) => {
+                if let Some(reserved) = kind.reserved_key() {
+                    errors.spanned(
+                        &lit,
+                        format!(
+                            "`#[{attr}]` takes no route key: it always handles `{reserved}`; remove this literal"
+                        ),
+                    );
+                } else if key_seen || index != 0 {
+                    errors.spanned(
+                        &lit,
+                        format!(
+                            "unexpected literal: `#[{attr}]` takes one route key, first, then options, e.g. `#[{attr}(\"sendMessage\", memory = 512)]`"
+                        ),
+                    );
+                    key_seen = true;
+                } else {
+                    key_seen = true;
+                    match lit {
+                        Lit::Str(lit) => match check_key(&lit.value()) {
+                            Ok(()) => key = Some(lit),
+                            Err(message) => errors.spanned(&lit, message),
+                        },
+                        other => errors.spanned(
+                            &other,
+                            format!(
+                                "the route key must be a string literal, e.g. `#[{attr}(\"sendMessage\")]`"
+                            ),
+                        ),
+                    }
+                }
+            }
+            RawArg::Option { name, value } => {
+                let name_str = name.unraw().to_string();
+                let Some(slot) = OPTIONS.iter().position(|o| o.name == name_str) else {
+                    errors.spanned(
+                        &name,
+                        format!(
+                            "unknown option `{name_str}`: the known options are `memory = <MB>` (Lambda memory, 128..=10240) and `timeout = <seconds>` (Lambda timeout, 1..=900)"
+                        ),
+                    );
+                    continue;
+                };
+                let spec = &OPTIONS[slot];
+                if seen[slot] {
+                    errors.spanned(
+                        &name,
+                        format!("duplicate option `{name_str}`: it is already set earlier in this attribute"),
+                    );
+                    continue;
+                }
+                seen[slot] = true;
+                let Some(value) = value else {
+                    errors.spanned(
+                        &name,
+                        format!(
+                            "option `{}` needs a value, e.g. `{} = {}`",
+                            spec.name, spec.name, spec.example
+                        ),
+                    );
+                    continue;
+                };
+                match option_value(spec, &value) {
+                    Ok(v) => values[slot] = Some(v),
+                    Err(error) => errors.push(error),
+                }
+            }
+        }
+    }
+
+    let key = match kind.reserved_key() {
+        Some(reserved) => Some(LitStr::new(reserved, Span::call_site())),
+        None => {
+            if !key_seen {
+                errors.at(
+                    Span::call_site(),
+                    format!(
+                        "`#[{attr}]` needs a route key as its first argument, e.g. `#[{attr}(\"sendMessage\")]`"
+                    ),
+                );
+            }
+            key
+        }
+    };
+    let [memory_mb, timeout_secs] = values;
+    errors.finish(())?;
+    match key {
+        Some(key) => Ok(RouteArgs {
+            key,
+            memory_mb,
+            timeout_secs,
+        }),
+        // Unreachable: a missing or invalid key always pushed an error above.
+        None => Err(syn::Error::new(Span::call_site(), "missing route key")),
+    }
+}
+
+/// Checks a custom route key; the error is the message to show on the literal.
+pub(crate) fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("the route key must not be empty".to_owned());
+    }
+    if key.starts_with('$') {
+        return Err(match key {
+            "$connect" => "`$connect` is reserved: use #[ws_connect]".to_owned(),
+            "$disconnect" => "`$disconnect` is reserved: use #[ws_disconnect]".to_owned(),
+            "$default" => "`$default` is reserved: use #[ws_default]".to_owned(),
+            other => format!(
+                "invalid route key `{other}`: keys starting with `$` are reserved by API Gateway; use a key without `$` (and #[ws_connect], #[ws_disconnect] or #[ws_default] for the reserved routes)"
+            ),
+        });
+    }
+    if let Some(c) = key.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "the route key must not contain whitespace or control characters (found {c:?})"
+        ));
+    }
+    let len = key.chars().count();
+    if len > MAX_KEY_LEN {
+        return Err(format!(
+            "the route key is {len} characters long; API Gateway allows at most {MAX_KEY_LEN}"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads an option's value: an unsuffixed integer literal within the option's range.
+fn option_value(spec: &OptionSpec, value: &Expr) -> syn::Result<u32> {
+    let OptionSpec {
+        name,
+        what,
+        unit,
+        min,
+        max,
+        example,
+    } = *spec;
+    let out_of_range = |shown: &str| {
+        syn::Error::new_spanned(
+            value,
+            format!(
+                "`{name} = {shown}` is out of range: {what} must be between {min} and {max} {unit}"
+            ),
+        )
+    };
+    let int = |expr: &Expr| match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => Some(int.clone()),
+        _ => None,
+    };
+    let check_suffix = |int: &LitInt| {
+        if int.suffix().is_empty() {
+            Ok(())
+        } else {
+            Err(syn::Error::new_spanned(
+                int,
+                format!(
+                    "`{name}` expects a plain integer, without the `{}` suffix, e.g. `{name} = {example}`",
+                    int.suffix()
+                ),
+            ))
+        }
+    };
+    if let Expr::Unary(ExprUnary {
+        op: UnOp::Neg(_),
+        expr,
+        ..
+    }) = value
+        && let Some(int) = int(expr)
+    {
+        check_suffix(&int)?;
+        return Err(out_of_range(&format!("-{}", int.base10_digits())));
+    }
+    match int(value) {
+        Some(int) => {
+            check_suffix(&int)?;
+            match int.base10_parse::<u32>() {
+                Ok(v) if (min..=max).contains(&v) => Ok(v),
+                _ => Err(out_of_range(int.base10_digits())),
+            }
+        }
+        None => Err(syn::Error::new_spanned(
+            value,
+            format!(
+                "`{name}` expects an integer ({what} in {unit}, {min}..={max}), e.g. `{name} = {example}`"
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn messages(result: syn::Result<RouteArgs>) -> Vec<String> {
+        result
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    fn one_error(kind: Kind, tokens: TokenStream) -> String {
+        let messages = messages(parse_args(kind, tokens));
+        assert_eq!(messages.len(), 1, "{messages:#?}");
+        messages.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn key_only() {
+        let args = parse_args(Kind::Route, quote!("sendMessage")).unwrap();
+        assert_eq!(args.key.value(), "sendMessage");
+        assert_eq!(args.memory_mb, None);
+        assert_eq!(args.timeout_secs, None);
+    }
+
+    #[test]
+    fn key_and_options() {
+        let args = parse_args(
+            Kind::Route,
+            quote!("sendMessage", memory = 512, timeout = 10,),
+        )
+        .unwrap();
+        assert_eq!(args.key.value(), "sendMessage");
+        assert_eq!(args.memory_mb, Some(512));
+        assert_eq!(args.timeout_secs, Some(10));
+    }
+
+    #[test]
+    fn option_bounds_are_inclusive() {
+        let args = parse_args(Kind::Route, quote!("k", memory = 128, timeout = 900)).unwrap();
+        assert_eq!((args.memory_mb, args.timeout_secs), (Some(128), Some(900)));
+        let args = parse_args(Kind::Route, quote!("k", memory = 10240, timeout = 1)).unwrap();
+        assert_eq!((args.memory_mb, args.timeout_secs), (Some(10240), Some(1)));
+    }
+
+    #[test]
+    fn reserved_kinds_take_no_key() {
+        for (kind, key) in [
+            (Kind::Connect, "$connect"),
+            (Kind::Disconnect, "$disconnect"),
+            (Kind::Default, "$default"),
+        ] {
+            let args = parse_args(kind, quote!()).unwrap();
+            assert_eq!(args.key.value(), key);
+            let args = parse_args(kind, quote!(timeout = 3)).unwrap();
+            assert_eq!(args.timeout_secs, Some(3));
+            assert_eq!(
+                one_error(kind, quote!("hello")),
+                format!(
+                    "`#[{}]` takes no route key: it always handles `{key}`; remove this literal",
+                    kind.attr_name()
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn empty_key() {
+        assert_eq!(
+            one_error(Kind::Route, quote!("")),
+            "the route key must not be empty"
+        );
+    }
+
+    #[test]
+    fn missing_key() {
+        let expected = "`#[ws_route]` needs a route key as its first argument, e.g. `#[ws_route(\"sendMessage\")]`";
+        assert_eq!(one_error(Kind::Route, quote!()), expected);
+        assert_eq!(one_error(Kind::Route, quote!(memory = 512)), expected);
+    }
+
+    #[test]
+    fn key_not_a_string() {
+        assert_eq!(
+            one_error(Kind::Route, quote!(42)),
+            "the route key must be a string literal, e.g. `#[ws_route(\"sendMessage\")]`"
+        );
+    }
+
+    #[test]
+    fn key_not_first_or_twice() {
+        let message = one_error(Kind::Route, quote!(memory = 512, "k"));
+        assert!(message.starts_with("unexpected literal"), "{message}");
+        let message = one_error(Kind::Route, quote!("k", "again"));
+        assert!(message.starts_with("unexpected literal"), "{message}");
+    }
+
+    #[test]
+    fn reserved_keys() {
+        assert_eq!(
+            one_error(Kind::Route, quote!("$connect")),
+            "`$connect` is reserved: use #[ws_connect]"
+        );
+        assert_eq!(
+            one_error(Kind::Route, quote!("$disconnect")),
+            "`$disconnect` is reserved: use #[ws_disconnect]"
+        );
+        assert_eq!(
+            one_error(Kind::Route, quote!("$default")),
+            "`$default` is reserved: use #[ws_default]"
+        );
+        let message = one_error(Kind::Route, quote!("$foo"));
+        assert!(
+            message.starts_with("invalid route key `$foo`: keys starting with `$` are reserved"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn key_characters_and_length() {
+        assert!(
+            check_key("send message")
+                .unwrap_err()
+                .contains("whitespace")
+        );
+        assert!(check_key("send\tmessage").unwrap_err().contains("'\\t'"));
+        assert!(check_key("a\u{7}b").unwrap_err().contains("control"));
+        assert!(check_key(&"k".repeat(MAX_KEY_LEN)).is_ok());
+        assert_eq!(
+            check_key(&"é".repeat(MAX_KEY_LEN + 1)).unwrap_err(),
+            "the route key is 129 characters long; API Gateway allows at most 128"
+        );
+        assert!(check_key("chat/send-message.v2").is_ok());
+    }
+
+    #[test]
+    fn unknown_option() {
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", memroy = 512)),
+            "unknown option `memroy`: the known options are `memory = <MB>` (Lambda memory, 128..=10240) and `timeout = <seconds>` (Lambda timeout, 1..=900)"
+        );
+        // Keywords are option names too, as far as the error is concerned.
+        let message = one_error(Kind::Connect, quote!(type = 1));
+        assert!(message.starts_with("unknown option `type`"), "{message}");
+    }
+
+    #[test]
+    fn wrong_option_type() {
+        let expected =
+            "`memory` expects an integer (Lambda memory in MB, 128..=10240), e.g. `memory = 512`";
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", memory = "big")),
+            expected
+        );
+        assert_eq!(one_error(Kind::Route, quote!("k", memory = 1.5)), expected);
+        assert_eq!(one_error(Kind::Route, quote!("k", memory = BIG)), expected);
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", timeout = true)),
+            "`timeout` expects an integer (Lambda timeout in seconds, 1..=900), e.g. `timeout = 10`"
+        );
+    }
+
+    #[test]
+    fn suffixed_option() {
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", memory = 512u32)),
+            "`memory` expects a plain integer, without the `u32` suffix, e.g. `memory = 512`"
+        );
+    }
+
+    #[test]
+    fn out_of_range_options() {
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", memory = 64)),
+            "`memory = 64` is out of range: Lambda memory must be between 128 and 10240 MB"
+        );
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", memory = 99999999999999)),
+            "`memory = 99999999999999` is out of range: Lambda memory must be between 128 and 10240 MB"
+        );
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", timeout = 0)),
+            "`timeout = 0` is out of range: Lambda timeout must be between 1 and 900 seconds"
+        );
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", timeout = -5)),
+            "`timeout = -5` is out of range: Lambda timeout must be between 1 and 900 seconds"
+        );
+    }
+
+    #[test]
+    fn option_without_value() {
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", timeout)),
+            "option `timeout` needs a value, e.g. `timeout = 10`"
+        );
+    }
+
+    #[test]
+    fn duplicate_option() {
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", memory = 512, memory = 1024)),
+            "duplicate option `memory`: it is already set earlier in this attribute"
+        );
+    }
+
+    #[test]
+    fn collects_every_error() {
+        let messages = messages(parse_args(
+            Kind::Route,
+            quote!("$connect", colour = 1, memory = "x", timeout = 901),
+        ));
+        assert_eq!(messages.len(), 4, "{messages:#?}");
+        assert!(messages[0].contains("`$connect` is reserved"));
+        assert!(messages[1].contains("unknown option `colour`"));
+        assert!(messages[2].contains("`memory` expects an integer"));
+        assert!(messages[3].contains("`timeout = 901` is out of range"));
+    }
+
+    #[test]
+    fn syntax_errors() {
+        let message = one_error(Kind::Route, quote!("k", memory 512));
+        assert_eq!(message, "expected `,`");
+        let message = one_error(Kind::Connect, quote!(#[x]));
+        assert_eq!(
+            message,
+            "expected an option (`memory = <MB>`, `timeout = <seconds>`)"
+        );
+        let message = one_error(Kind::Route, quote!(+));
+        assert!(message.starts_with("expected a route key string literal"));
+    }
+
+    #[test]
+    fn errors_point_at_the_offending_tokens() {
+        // In unit tests spans carry no positions, but each error still has its own span,
+        // so `into_compile_error` emits one `compile_error!` per problem.
+        let error = parse_args(Kind::Route, quote!("", memory = 1, timeout = 0)).unwrap_err();
+        let rendered = error.into_compile_error().to_string();
+        assert_eq!(rendered.matches("compile_error").count(), 3, "{rendered}");
+    }
+}

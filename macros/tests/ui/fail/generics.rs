@@ -1,0 +1,8 @@
+use switchboard::prelude::*;
+
+#[ws_route("echo")]
+async fn echo<S: Clone>(_state: State<S>) {}
+
+fn main() {
+    let _ = echo::<u8>;
+}

@@ -1,0 +1,8 @@
+use switchboard::prelude::*;
+
+#[ws_default]
+struct Fallback;
+
+fn main() {
+    let _ = Fallback;
+}
