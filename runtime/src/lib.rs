@@ -31,6 +31,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod aws;
 pub mod backend;
 mod builtins;
 pub mod context;

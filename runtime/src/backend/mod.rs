@@ -114,7 +114,9 @@ pub trait ConnectionStore: Send + Sync + 'static {
     async fn list_connections(&self) -> Result<Vec<ConnectionRecord>, StoreError>;
     /// Every connection id (for broadcasts; cheaper than whole records).
     async fn connection_ids(&self) -> Result<Vec<String>, StoreError>;
-    /// Adds a connection to a room; `false` if it was already in it.
+    /// Adds a connection to a room; `false` if it was already in it. The store does not
+    /// check that the connection is recorded (that would cost a read on DynamoDB):
+    /// callers add their own connection.
     async fn join_room(&self, room: &str, member: &Member) -> Result<bool, StoreError>;
     /// Removes a connection from a room; `false` if it was not in it.
     async fn leave_room(&self, room: &str, connection_id: &str) -> Result<bool, StoreError>;
