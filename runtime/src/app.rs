@@ -138,6 +138,10 @@ impl App {
         self
     }
 
+    pub(crate) fn authorizer_ref(&self) -> Arc<dyn Authorizer> {
+        Arc::clone(&self.authorizer)
+    }
+
     /// The validated registry.
     pub fn registry(&self) -> Result<Registry, StartError> {
         Ok(match &self.defs {
@@ -231,6 +235,9 @@ impl App {
     /// - `manifest`: the registry as JSON;
     /// - `routes`: the routes as a table.
     pub fn main(self) -> ExitCode {
+        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+            return self.lambda_main();
+        }
         let cli = Cli::parse();
         match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
             Command::Manifest => match self.manifest() {
@@ -258,6 +265,24 @@ impl App {
         }
     }
 
+    fn lambda_main(self) -> ExitCode {
+        init_json_logs();
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match runtime.block_on(crate::lambda::run(&self)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        }
+    }
+
     fn serve_cli(self, args: ServeArgs) -> ExitCode {
         init_tracing();
         let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -272,7 +297,14 @@ impl App {
         };
         runtime.block_on(async move {
             let config = args.config();
-            let gateway = match self.serve_local(config).await {
+            let app = match args.store {
+                StoreKind::Memory => self,
+                StoreKind::Dynamodb => match self.dynamodb_store(&args).await {
+                    Ok(app) => app,
+                    Err(e) => return fail(&e),
+                },
+            };
+            let gateway = match app.serve_local(config).await {
                 Ok(g) => g,
                 Err(e) => return fail(&e),
             };
@@ -291,6 +323,39 @@ impl App {
     }
 }
 
+impl App {
+    async fn dynamodb_store(self, args: &ServeArgs) -> Result<Self, String> {
+        use crate::aws::dynamodb::{DynamoStore, TableNames};
+        use crate::aws::{AwsSettings, ConfigError, env};
+        let settings = match &args.endpoint {
+            Some(endpoint) => AwsSettings::local(endpoint.clone()),
+            None => {
+                let mut problems = Vec::new();
+                AwsSettings::from_env(&mut problems)
+                    .filter(|_| problems.is_empty())
+                    .ok_or_else(|| ConfigError { problems }.to_string())?
+            }
+        };
+        let defaults = TableNames::for_app(&self.name, &args.stage);
+        let tables = TableNames {
+            connections: std::env::var(env::CONNECTIONS_TABLE).unwrap_or(defaults.connections),
+            rooms: std::env::var(env::ROOMS_TABLE).unwrap_or(defaults.rooms),
+        };
+        let store = DynamoStore::from_settings(&settings, tables.clone());
+        if args.endpoint.is_some() {
+            store
+                .create_tables()
+                .await
+                .map_err(|e| format!("could not create the tables at the endpoint: {e}"))?;
+        }
+        println!(
+            "  store        DynamoDB tables {} and {}",
+            tables.connections, tables.rooms
+        );
+        Ok(self.store(store))
+    }
+}
+
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::FAILURE
@@ -302,6 +367,22 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Structured JSON logs for CloudWatch: one object a line, fields flattened. Request
+/// bodies and tokens are never logged.
+fn init_json_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .with_ansi(false)
+        .with_env_filter(filter)
         .try_init();
 }
 
@@ -339,6 +420,21 @@ struct ServeArgs {
     /// Maximum connection age in seconds.
     #[arg(long, default_value_t = 7200)]
     max_age: u64,
+    /// Connection store: embedded (`memory`) or `dynamodb` (tables from
+    /// SWITCHBOARD_CONNECTIONS_TABLE / SWITCHBOARD_ROOMS_TABLE, else `{app}-{stage}-websocket-*`).
+    #[arg(long, value_enum, default_value_t = StoreKind::Memory)]
+    store: StoreKind,
+    /// DynamoDB endpoint for `--store dynamodb` (moto, DynamoDB Local); the tables are
+    /// created there when missing, with dummy credentials. Without it, real AWS with
+    /// credentials and region from the environment.
+    #[arg(long)]
+    endpoint: Option<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum StoreKind {
+    Memory,
+    Dynamodb,
 }
 
 impl Default for ServeArgs {
@@ -349,6 +445,8 @@ impl Default for ServeArgs {
             stage: "ws".to_owned(),
             idle_timeout: 600,
             max_age: 7200,
+            store: StoreKind::Memory,
+            endpoint: None,
         }
     }
 }

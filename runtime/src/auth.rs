@@ -38,6 +38,12 @@ pub trait Authorizer: Send + Sync + 'static {
         &self,
         request: &ApiGatewayCustomAuthorizerRequestTypeRequest,
     ) -> Result<ApiGatewayCustomAuthorizerResponse, AuthError>;
+
+    /// Whether this authorizer is for development only (it proves no identity). Lambda
+    /// mode refuses to run such an authorizer unless told to.
+    fn is_development(&self) -> bool {
+        false
+    }
 }
 
 /// The development authorizer: the identity is the `user` query parameter.
@@ -74,6 +80,10 @@ impl Authorizer for DevAuthorizer {
         context.insert("username".to_owned(), Value::String(user.to_owned()));
         context.insert("authMethod".to_owned(), Value::String("dev".to_owned()));
         Ok(policy(user, IamPolicyEffect::Allow, method_arn, context))
+    }
+
+    fn is_development(&self) -> bool {
+        true
     }
 }
 

@@ -4,6 +4,9 @@
 //! explicit regions and endpoints — nothing ever falls back to the instance metadata
 //! address.
 
+pub mod connections;
+pub mod dynamodb;
+
 use std::sync::OnceLock;
 
 use aws_credential_types::Credentials;

@@ -134,12 +134,11 @@ impl ConnectionStore for MemoryStore {
 
     async fn join_room(&self, room: &str, member: &Member) -> Result<bool, StoreError> {
         let mut inner = self.write();
-        let added = inner
-            .rooms
-            .entry(room.to_owned())
-            .or_default()
-            .insert(member.connection_id.clone(), member.username.clone())
-            .is_none();
+        let members = inner.rooms.entry(room.to_owned()).or_default();
+        let added = !members.contains_key(&member.connection_id);
+        if added {
+            members.insert(member.connection_id.clone(), member.username.clone());
+        }
         inner
             .rooms_of
             .entry(member.connection_id.clone())

@@ -3,6 +3,8 @@
 //! Each trait has an embedded implementation (used by the local gateway and tests) and an
 //! AWS one (DynamoDB, the `@connections` API).
 
+#[doc(hidden)]
+pub mod conformance;
 pub mod memory;
 
 use async_trait::async_trait;

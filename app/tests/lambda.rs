@@ -1,0 +1,462 @@
+//! The real `chat-app` binary in Lambda mode, against a fake Lambda Runtime API, moto's
+//! DynamoDB, and the local gateway as the `@connections` endpoint.
+//!
+//! Needs a moto server: `.ci/run` starts one; by hand: `eval "$(bash scripts/moto.sh start)"`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::{HashMap, VecDeque};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use switchboard::aws::AwsSettings;
+use switchboard::aws::dynamodb::{DynamoStore, TableNames};
+use switchboard::backend::ConnectionStore;
+use switchboard::local::LocalConfig;
+use tokio::process::{Child, Command};
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Message;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Default)]
+struct Fake {
+    queue: Mutex<VecDeque<(String, String)>>,
+    arrived: Notify,
+    results: Mutex<HashMap<String, (String, Value)>>,
+    result_arrived: Notify,
+    init_error: Mutex<Option<Value>>,
+    init_arrived: Notify,
+}
+
+async fn next(State(fake): State<Arc<Fake>>) -> impl IntoResponse {
+    loop {
+        let notified = fake.arrived.notified();
+        if let Some((id, body)) = fake.queue.lock().unwrap().pop_front() {
+            let deadline = chrono_ms() + 30_000;
+            let mut headers = HeaderMap::new();
+            headers.insert("Lambda-Runtime-Aws-Request-Id", id.parse().unwrap());
+            headers.insert(
+                "Lambda-Runtime-Deadline-Ms",
+                deadline.to_string().parse().unwrap(),
+            );
+            headers.insert(
+                "Lambda-Runtime-Invoked-Function-Arn",
+                "arn:aws:lambda:us-east-1:000000000000:function:chat"
+                    .parse()
+                    .unwrap(),
+            );
+            headers.insert(
+                "Lambda-Runtime-Trace-Id",
+                "Root=1-00000000-000000000000000000000000".parse().unwrap(),
+            );
+            return (StatusCode::OK, headers, body).into_response();
+        }
+        notified.await;
+    }
+}
+
+fn chrono_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+async fn result(
+    State(fake): State<Arc<Fake>>,
+    Path((id, kind)): Path<(String, String)>,
+    body: Bytes,
+) -> StatusCode {
+    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    fake.results.lock().unwrap().insert(id, (kind, value));
+    fake.result_arrived.notify_waiters();
+    StatusCode::ACCEPTED
+}
+
+async fn init_error(State(fake): State<Arc<Fake>>, body: Bytes) -> StatusCode {
+    *fake.init_error.lock().unwrap() = Some(serde_json::from_slice(&body).unwrap_or(Value::Null));
+    fake.init_arrived.notify_waiters();
+    StatusCode::ACCEPTED
+}
+
+struct Runtime {
+    fake: Arc<Fake>,
+    addr: std::net::SocketAddr,
+    counter: Mutex<u32>,
+}
+
+impl Runtime {
+    async fn start() -> Self {
+        let fake = Arc::new(Fake::default());
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route("/2018-06-01/runtime/invocation/{id}/{kind}", post(result))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(Arc::clone(&fake));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            fake,
+            addr,
+            counter: Mutex::new(0),
+        }
+    }
+
+    /// Queues an event and waits for the function's answer: ("response"|"error", body).
+    async fn invoke(&self, event: &Value) -> (String, Value) {
+        let id = {
+            let mut c = self.counter.lock().unwrap();
+            *c += 1;
+            format!("req-{c}")
+        };
+        self.fake
+            .queue
+            .lock()
+            .unwrap()
+            .push_back((id.clone(), event.to_string()));
+        self.fake.arrived.notify_waiters();
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let notified = self.fake.result_arrived.notified();
+                if let Some(r) = self.fake.results.lock().unwrap().remove(&id) {
+                    return r;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .expect("the function answered in time")
+    }
+
+    async fn init_error(&self) -> Value {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let notified = self.fake.init_arrived.notified();
+                if let Some(v) = self.fake.init_error.lock().unwrap().clone() {
+                    return v;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .expect("an init error was reported")
+    }
+
+    fn spawn(&self, handler: &str, extra: &[(&str, String)]) -> Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-app"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", self.addr.to_string())
+            .env("_HANDLER", handler)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "chat")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.spawn().expect("the chat-app binary starts")
+    }
+}
+
+fn moto() -> Option<String> {
+    match std::env::var("SWITCHBOARD_TEST_MOTO") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("SWITCHBOARD_SKIP_MOTO").is_ok() => {
+            eprintln!("SWITCHBOARD_SKIP_MOTO set: skipping a moto test");
+            None
+        }
+        Err(_) => panic!(
+            "SWITCHBOARD_TEST_MOTO is not set: start moto with `eval \"$(bash scripts/moto.sh start)\"` (or set SWITCHBOARD_SKIP_MOTO=1)"
+        ),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", switchboard::local::ids::new_api_id())
+}
+
+fn base_env(moto: &str, tables: &TableNames, management: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "AKIDLOCAL".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "local-secret".to_owned()),
+        ("SWITCHBOARD_CONNECTIONS_TABLE", tables.connections.clone()),
+        ("SWITCHBOARD_ROOMS_TABLE", tables.rooms.clone()),
+        ("SWITCHBOARD_DYNAMODB_ENDPOINT", moto.to_owned()),
+        ("SWITCHBOARD_MANAGEMENT_ENDPOINT", management.to_owned()),
+    ]
+}
+
+fn ws_event(event_type: &str, route: &str, connection_id: &str, body: Option<&str>) -> Value {
+    json!({
+        "requestContext": {
+            "routeKey": route,
+            "eventType": event_type,
+            "messageId": "bWVzc2FnZTAwMDA=",
+            "extendedRequestId": "ZXh0ZW5kZWQwMDA=",
+            "requestTime": "22/Nov/2026:03:41:48 +0000",
+            "messageDirection": "IN",
+            "stage": "ws",
+            "connectedAt": 1_795_000_000_000_i64,
+            "requestTimeEpoch": 1_795_000_000_100_i64,
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": "test"},
+            "requestId": "cmVxdWVzdDAwMDA=",
+            "domainName": "abcdef1234.execute-api.us-east-1.amazonaws.com",
+            "connectionId": connection_id,
+            "apiId": "abcdef1234",
+            "authorizer": {"principalId": "alice", "username": "alice"}
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+}
+
+async fn recv_json(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Value {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn websocket_roles_process_events_end_to_end() {
+    let Some(moto) = moto() else { return };
+    let tables = TableNames::for_app(&unique("lambda"), "test");
+    let store = DynamoStore::from_settings(&AwsSettings::local(&moto), tables.clone());
+    store.create_tables().await.unwrap();
+
+    // A real client on the local gateway: its connection is what the Lambda events talk about.
+    let gw = chat_app::app()
+        .serve_local(LocalConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}?user=alice", gw.ws_url()))
+        .await
+        .unwrap();
+    ws.send(Message::text(r#"{"action":"whoami"}"#))
+        .await
+        .unwrap();
+    let me = recv_json(&mut ws).await;
+    let id = me["connectionId"].as_str().unwrap().to_owned();
+
+    let runtime = Runtime::start().await;
+    let env = base_env(&moto, &tables, &gw.management_url());
+
+    // $connect: one record in DynamoDB.
+    let mut child = runtime.spawn("ws:$connect", &env);
+    let (kind, body) = runtime
+        .invoke(&ws_event("CONNECT", "$connect", &id, None))
+        .await;
+    assert_eq!(kind, "response", "{body}");
+    assert_eq!(body["statusCode"], 200);
+    let record = store
+        .get_connection(&id)
+        .await
+        .unwrap()
+        .expect("record written");
+    assert_eq!(record.username, "alice");
+    child.kill().await.unwrap();
+
+    // join: the reply is the route response; the presence frame goes through @connections
+    // (the local gateway) to the real socket.
+    let mut child = runtime.spawn("ws:join", &env);
+    let (kind, body) = runtime
+        .invoke(&ws_event(
+            "MESSAGE",
+            "join",
+            &id,
+            Some(r#"{"action":"join","room":"lobby"}"#),
+        ))
+        .await;
+    assert_eq!(kind, "response", "{body}");
+    let reply: Value = serde_json::from_str(body["body"].as_str().unwrap()).unwrap();
+    assert_eq!(reply["action"], "joined");
+    assert_eq!(reply["members"][0]["connectionId"], id.as_str());
+    let presence = recv_json(&mut ws).await;
+    assert_eq!(presence["action"], "presence");
+    assert_eq!(presence["event"], "join");
+
+    // A bad event does not kill the process; the next one is served.
+    let (kind, body) = runtime
+        .invoke(&json!({"not": "an api gateway event"}))
+        .await;
+    assert_eq!(kind, "error", "{body}");
+    let (kind, body) = runtime
+        .invoke(&ws_event(
+            "MESSAGE",
+            "join",
+            &id,
+            Some(r#"{"action":"join"}"#),
+        ))
+        .await;
+    assert_eq!(kind, "response");
+    let reply: Value = serde_json::from_str(body["body"].as_str().unwrap()).unwrap();
+    assert_eq!(reply["error"]["code"], "bad_payload");
+    child.kill().await.unwrap();
+
+    // sendMessage reaches the socket through @connections.
+    let mut child = runtime.spawn("ws:sendMessage", &env);
+    let (kind, _) = runtime
+        .invoke(&ws_event(
+            "MESSAGE",
+            "sendMessage",
+            &id,
+            Some(r#"{"action":"sendMessage","room":"lobby","text":"hi from lambda"}"#),
+        ))
+        .await;
+    assert_eq!(kind, "response");
+    let chat = recv_json(&mut ws).await;
+    assert_eq!(chat["action"], "message");
+    assert_eq!(chat["text"], "hi from lambda");
+    child.kill().await.unwrap();
+
+    // Built-ins run as their own roles.
+    let mut child = runtime.spawn("ws:ping", &env);
+    let (_, body) = runtime
+        .invoke(&ws_event(
+            "MESSAGE",
+            "ping",
+            &id,
+            Some(r#"{"action":"ping"}"#),
+        ))
+        .await;
+    assert_eq!(body["body"], r#"{"action":"pong"}"#);
+    child.kill().await.unwrap();
+
+    // A failure on our side is an invocation error, not a crash: a second $connect for the
+    // same connection id collides with the conditional write.
+    let mut child = runtime.spawn("ws:$connect", &env);
+    let (kind, body) = runtime
+        .invoke(&ws_event("CONNECT", "$connect", &id, None))
+        .await;
+    assert_eq!(kind, "error", "{body}");
+    assert_eq!(body["errorType"], "Switchboard.InternalError");
+    let (kind, _) = runtime
+        .invoke(&ws_event("MESSAGE", "ping", &id, Some("{}")))
+        .await;
+    assert_eq!(kind, "response", "the process survived");
+    child.kill().await.unwrap();
+
+    // $disconnect removes the record and the memberships.
+    let mut child = runtime.spawn("ws:$disconnect", &env);
+    let (kind, body) = runtime
+        .invoke(&ws_event("DISCONNECT", "$disconnect", &id, None))
+        .await;
+    assert_eq!(kind, "response", "{body}");
+    assert!(store.get_connection(&id).await.unwrap().is_none());
+    assert!(store.rooms_of(&id).await.unwrap().is_empty());
+    child.kill().await.unwrap();
+
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_role_is_an_init_error_naming_the_known_ones() {
+    let runtime = Runtime::start().await;
+    let mut child = runtime.spawn("ws:nope", &[]);
+    let error = runtime.init_error().await;
+    let message = error["errorMessage"].as_str().unwrap();
+    assert!(message.contains("ws:nope"), "{message}");
+    assert!(
+        message.contains("ws:sendMessage") && message.contains("ws:authorizer"),
+        "{message}"
+    );
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!status.success());
+}
+
+#[tokio::test]
+async fn missing_configuration_is_listed_at_once() {
+    let runtime = Runtime::start().await;
+    let mut child = runtime.spawn("ws:join", &[("AWS_REGION", "us-east-1".to_owned())]);
+    let error = runtime.init_error().await;
+    let message = error["errorMessage"].as_str().unwrap();
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "SWITCHBOARD_CONNECTIONS_TABLE",
+        "SWITCHBOARD_ROOMS_TABLE",
+    ] {
+        assert!(message.contains(var), "{message}");
+    }
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!status.success());
+}
+
+#[tokio::test]
+async fn authorizer_role() {
+    let runtime = Runtime::start().await;
+    // The development authorizer is refused in Lambda unless explicitly allowed.
+    let mut child = runtime.spawn("ws:authorizer", &[]);
+    let error = runtime.init_error().await;
+    assert!(
+        error["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("development authorizer")
+    );
+    let _ = tokio::time::timeout(WAIT, child.wait()).await;
+
+    let runtime = Runtime::start().await;
+    let _child = runtime.spawn(
+        "ws:authorizer",
+        &[("SWITCHBOARD_ALLOW_DEV_AUTH", "true".to_owned())],
+    );
+    let arn = "arn:aws:execute-api:us-east-1:000000000000:abcdef1234/ws/$connect";
+    let event = |query: Value| {
+        json!({
+            "type": "REQUEST",
+            "methodArn": arn,
+            "headers": {},
+            "queryStringParameters": query,
+            "requestContext": {"stage": "ws", "apiId": "abcdef1234", "requestId": "x"}
+        })
+    };
+    let (kind, body) = runtime.invoke(&event(json!({"user": "alice"}))).await;
+    assert_eq!(kind, "response", "{body}");
+    assert_eq!(body["principalId"], "alice");
+    assert_eq!(body["policyDocument"]["Statement"][0]["Effect"], "Allow");
+    assert_eq!(body["policyDocument"]["Statement"][0]["Resource"][0], arn);
+    assert_eq!(body["context"]["username"], "alice");
+    let (kind, body) = runtime.invoke(&event(json!({}))).await;
+    assert_eq!(kind, "error");
+    assert_eq!(body["errorMessage"], "Unauthorized");
+    let (kind, body) = runtime.invoke(&event(json!({"user": "bad name"}))).await;
+    assert_eq!(kind, "response");
+    assert_eq!(body["policyDocument"]["Statement"][0]["Effect"], "Deny");
+}

@@ -1,0 +1,348 @@
+//! Lambda mode: the same executable runs as every function of the service.
+//!
+//! When `AWS_LAMBDA_RUNTIME_API` is set, [`App::main`](crate::App::main) runs
+//! `lambda_runtime` as the function named by the handler string (`_HANDLER`), so one
+//! artifact serves every function:
+//!
+//! | `_HANDLER` | event | does |
+//! |---|---|---|
+//! | `ws:$connect`, `ws:$disconnect`, `ws:$default`, `ws:<route>` | `ApiGatewayWebsocketProxyRequest` | dispatch, DynamoDB bookkeeping, `@connections` sends |
+//! | `ws:authorizer` | `ApiGatewayCustomAuthorizerRequestTypeRequest` | the app's `$connect` authorizer |
+//!
+//! Configuration comes from environment variables the deploy program sets; everything
+//! missing is reported at once, at cold start, as a Lambda init error.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
+    ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
+};
+use aws_lambda_events::encodings::Body;
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::app::{App, StartError};
+use crate::auth::{AuthError, Authorizer};
+use crate::aws::connections::ManagementApi;
+use crate::aws::dynamodb::{DynamoStore, TableNames};
+use crate::aws::{AwsSettings, ConfigError, env, required};
+use crate::dispatch::Dispatcher;
+use crate::registry::Registry;
+
+/// Variables `lambda_runtime` itself needs (it panics without them; we check first).
+const RUNTIME_VARS: [&str; 4] = [
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_RUNTIME_API",
+];
+
+/// Set to `true` to let the development authorizer (`?user=`) run in Lambda.
+pub const ALLOW_DEV_AUTH: &str = "SWITCHBOARD_ALLOW_DEV_AUTH";
+
+/// What a function is deployed as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A WebSocket route (`ws:<route key>`).
+    Route(&'static str),
+    /// The `$connect` REQUEST authorizer (`ws:authorizer`).
+    Authorizer,
+}
+
+/// Why Lambda mode cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum LambdaError {
+    /// `_HANDLER` names no known role.
+    #[error("unknown function role `{given}`; known roles: {}", .known.join(", "))]
+    UnknownRole {
+        /// What `_HANDLER` said.
+        given: String,
+        /// The roles this binary can serve.
+        known: Vec<String>,
+    },
+    /// Configuration is missing.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The app is invalid.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The development authorizer would run in Lambda.
+    #[error(
+        "the development authorizer (identity from ?user=) must not run in AWS: configure App::authorizer, or set {ALLOW_DEV_AUTH}=true for a throwaway stage"
+    )]
+    DevAuthorizer,
+    /// The Lambda runtime stopped.
+    #[error("lambda runtime: {0}")]
+    Runtime(String),
+}
+
+/// Every role this registry can serve.
+pub fn known_roles(registry: &Registry) -> Vec<String> {
+    let mut roles: Vec<String> = registry
+        .routes()
+        .iter()
+        .map(|r| format!("ws:{}", r.def.key))
+        .collect();
+    roles.push("ws:authorizer".to_owned());
+    roles
+}
+
+/// Parses a handler string against the registry.
+pub fn parse_role(handler: &str, registry: &Registry) -> Result<Role, LambdaError> {
+    if handler == "ws:authorizer" {
+        return Ok(Role::Authorizer);
+    }
+    if let Some(route) = handler
+        .strip_prefix("ws:")
+        .and_then(|key| registry.get(key))
+    {
+        return Ok(Role::Route(route.def.key));
+    }
+    Err(LambdaError::UnknownRole {
+        given: handler.to_owned(),
+        known: known_roles(registry),
+    })
+}
+
+/// What the WebSocket roles read from the environment.
+#[derive(Clone, Debug)]
+pub struct RouteConfig {
+    /// Region and credentials.
+    pub aws: AwsSettings,
+    /// Table names.
+    pub tables: TableNames,
+    /// A DynamoDB endpoint override.
+    pub dynamodb_endpoint: Option<String>,
+    /// The `@connections` endpoint, when the event's domain is not the execute-api one.
+    pub management_endpoint: Option<String>,
+}
+
+impl RouteConfig {
+    /// Reads and validates the environment, listing every problem at once.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let aws = AwsSettings::from_env(&mut problems);
+        let connections = required(env::CONNECTIONS_TABLE, &mut problems);
+        let rooms = required(env::ROOMS_TABLE, &mut problems);
+        let optional = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        match (aws, connections, rooms) {
+            (Some(aws), Some(connections), Some(rooms)) if problems.is_empty() => Ok(Self {
+                aws,
+                tables: TableNames { connections, rooms },
+                dynamodb_endpoint: optional(env::DYNAMODB_ENDPOINT),
+                management_endpoint: optional(env::MANAGEMENT_ENDPOINT),
+            }),
+            _ => Err(ConfigError { problems }),
+        }
+    }
+}
+
+/// Runs the function named by `_HANDLER` until the Lambda runtime stops it.
+pub async fn run(app: &App) -> Result<(), LambdaError> {
+    let result = start(app).await;
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "cold start failed");
+        report_init_error(&e.to_string()).await;
+    }
+    result
+}
+
+async fn start(app: &App) -> Result<(), LambdaError> {
+    let mut problems: Vec<String> = RUNTIME_VARS
+        .iter()
+        .filter(|v| std::env::var(v).map(|s| s.is_empty()).unwrap_or(true))
+        .map(|v| format!("{v} is not set"))
+        .collect();
+    let handler = std::env::var("_HANDLER").unwrap_or_default();
+    if handler.is_empty() {
+        problems.push(
+            "_HANDLER is not set (the function's handler string, e.g. ws:$connect)".to_owned(),
+        );
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError { problems }.into());
+    }
+    let registry = app.registry()?;
+    match parse_role(&handler, &registry)? {
+        Role::Authorizer => {
+            let authorizer = app.authorizer_ref();
+            let allowed = std::env::var(ALLOW_DEV_AUTH).is_ok_and(|v| v == "true");
+            if authorizer.is_development() && !allowed {
+                return Err(LambdaError::DevAuthorizer);
+            }
+            serve_authorizer(authorizer).await
+        }
+        Role::Route(key) => {
+            let config = RouteConfig::from_env()?;
+            let store = DynamoStore::from_settings(
+                &config
+                    .aws
+                    .clone()
+                    .with_endpoint(config.dynamodb_endpoint.clone()),
+                config.tables.clone(),
+            );
+            let api = Arc::new(match &config.management_endpoint {
+                Some(endpoint) => ManagementApi::new(&config.aws, endpoint),
+                None => ManagementApi::from_events(&config.aws),
+            });
+            let dispatcher = app.clone().store(store).dispatcher(api.clone())?;
+            serve_route(key, dispatcher, api).await
+        }
+    }
+}
+
+async fn serve_route(
+    role: &'static str,
+    dispatcher: Dispatcher,
+    api: Arc<ManagementApi>,
+) -> Result<(), LambdaError> {
+    tracing::info!(role, "serving WebSocket route");
+    let handler = service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+        let dispatcher = dispatcher.clone();
+        let api = Arc::clone(&api);
+        async move { handle_route(role, &dispatcher, &api, event).await }
+    });
+    lambda_runtime::run(handler)
+        .await
+        .map_err(|e| LambdaError::Runtime(e.to_string()))
+}
+
+/// One WebSocket event: dispatch, log, and answer API Gateway.
+pub async fn handle_route(
+    role: &str,
+    dispatcher: &Dispatcher,
+    api: &ManagementApi,
+    event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
+) -> Result<ApiGatewayProxyResponse, Diagnostic> {
+    let started = Instant::now();
+    let rc = &event.payload.request_context;
+    let connection_id = rc.connection_id.clone().unwrap_or_default();
+    let route = rc.route_key.clone().unwrap_or_default();
+    let request_id = event.context.request_id.clone();
+    if let (Some(domain), Some(stage)) = (rc.domain_name.as_deref(), rc.stage.as_deref()) {
+        api.use_event_endpoint(domain, stage);
+    }
+    if route != role {
+        tracing::warn!(
+            role,
+            route,
+            "event for another route than this function's role"
+        );
+    }
+    let outcome = dispatcher.dispatch(event.payload).await;
+    let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    tracing::info!(
+        connection_id,
+        route,
+        request_id,
+        status = outcome.status,
+        duration_us,
+        "handled"
+    );
+    if let Some(err) = outcome.error.as_ref().filter(|e| e.status() >= 500) {
+        return Err(Diagnostic {
+            error_type: "Switchboard.InternalError".to_owned(),
+            error_message: format!("{}: {}", err.code(), err.message()),
+        });
+    }
+    let mut response = ApiGatewayProxyResponse::default();
+    // Only $connect's status matters to API Gateway; error frames of other routes are
+    // route responses and go out with 200.
+    response.status_code = if route == "$connect" {
+        i64::from(outcome.status)
+    } else {
+        200
+    };
+    for (name, value) in outcome.headers {
+        if let Ok(v) = value.parse() {
+            response.headers.insert(name, v);
+        }
+    }
+    response.body = outcome
+        .body
+        .and_then(|f| f.as_text().map(|t| Body::Text(t.to_owned())));
+    response.is_base64_encoded = false;
+    Ok(response)
+}
+
+async fn serve_authorizer(authorizer: Arc<dyn Authorizer>) -> Result<(), LambdaError> {
+    tracing::info!("serving the $connect authorizer");
+    let handler = service_fn(
+        move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| {
+            let authorizer = Arc::clone(&authorizer);
+            async move { handle_authorizer(authorizer.as_ref(), event).await }
+        },
+    );
+    lambda_runtime::run(handler)
+        .await
+        .map_err(|e| LambdaError::Runtime(e.to_string()))
+}
+
+/// One authorizer invocation. A missing identity answers with the error message
+/// `Unauthorized`, which API Gateway turns into 401.
+pub async fn handle_authorizer(
+    authorizer: &dyn Authorizer,
+    event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>,
+) -> Result<ApiGatewayCustomAuthorizerResponse, Diagnostic> {
+    let started = Instant::now();
+    let result = authorizer.authorize(&event.payload).await;
+    let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let request_id = event.context.request_id.as_str();
+    match result {
+        Ok(response) => {
+            tracing::info!(
+                request_id,
+                principal = response.principal_id.as_deref().unwrap_or_default(),
+                duration_us,
+                "authorized"
+            );
+            Ok(response)
+        }
+        Err(AuthError::Unauthorized(why)) => {
+            tracing::info!(request_id, reason = %why, duration_us, "unauthorized");
+            Err(Diagnostic {
+                error_type: "Unauthorized".to_owned(),
+                error_message: "Unauthorized".to_owned(),
+            })
+        }
+        Err(AuthError::Failed(why)) => {
+            tracing::error!(request_id, reason = %why, duration_us, "authorizer failed");
+            Err(Diagnostic {
+                error_type: "Switchboard.AuthorizerFailed".to_owned(),
+                error_message: why,
+            })
+        }
+    }
+}
+
+/// Posts an init error to the Runtime API (`lambda_runtime` offers no public call for
+/// it), so the failed cold start shows in the function's logs and metrics.
+async fn report_init_error(message: &str) {
+    let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
+        return;
+    };
+    let body = serde_json::json!({
+        "errorType": "Runtime.InitError",
+        "errorMessage": message,
+    })
+    .to_string();
+    let request = format!(
+        "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\nLambda-Runtime-Function-Error-Type: Runtime.InitError\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let send = async {
+        let mut stream = tokio::net::TcpStream::connect(api.as_str()).await?;
+        stream.write_all(request.as_bytes()).await?;
+        let mut sink = Vec::new();
+        stream.read_to_end(&mut sink).await?;
+        Ok::<_, std::io::Error>(())
+    };
+    if let Err(e) = tokio::time::timeout(std::time::Duration::from_secs(2), send)
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("timed out")))
+    {
+        tracing::error!(error = %e, "could not report the init error to the Runtime API");
+    }
+}
