@@ -129,7 +129,7 @@ impl Dispatcher {
                 outcome
             }
             Err(err) => {
-                if let Err(e) = store.remove_connection(&record.connection_id).await {
+                if let Err(e) = store.remove_record(&record).await {
                     tracing::warn!(error = %e, "could not remove a refused connection");
                 }
                 Outcome::failed(err, "$connect")

@@ -411,7 +411,7 @@ impl DynamoStore {
 
     /// Deletes the connection's item(s) found through the connections GSI; the deleted
     /// record, if any.
-    async fn remove_record(
+    async fn remove_record_by_id(
         &self,
         connection_id: &str,
     ) -> Result<Option<ConnectionRecord>, StoreError> {
@@ -602,12 +602,31 @@ impl ConnectionStore for DynamoStore {
         }
         // The record and the memberships are independent: remove them concurrently.
         let (record, memberships) = tokio::join!(
-            self.remove_record(connection_id),
+            self.remove_record_by_id(connection_id),
             self.remove_memberships(connection_id)
         );
         let record = record?;
         memberships?;
         Ok(record)
+    }
+
+    async fn remove_record(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
+        const OP: &str = "remove_record";
+        let delete = async {
+            self.client
+                .delete_item()
+                .table_name(&self.tables.connections)
+                .key(attr::USERNAME, s(record.username.clone()))
+                .key(attr::SESSION_KEY, s(record.session_key.clone()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| sdk_error(OP, e))
+        };
+        let (deleted, memberships) =
+            tokio::join!(delete, self.remove_memberships(&record.connection_id));
+        deleted?;
+        memberships
     }
 
     async fn user_connections(&self, username: &str) -> Result<Vec<ConnectionRecord>, StoreError> {

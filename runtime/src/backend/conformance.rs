@@ -29,6 +29,51 @@ pub async fn run_all(store: &dyn ConnectionStore, prefix: &str) {
     duplicate_put_conflicts(store, &format!("{prefix}.dup.")).await;
     rooms(store, &format!("{prefix}.rooms.")).await;
     remove_cleans_rooms(store, &format!("{prefix}.clean.")).await;
+    remove_record_by_key(store, &format!("{prefix}.key.")).await;
+}
+
+/// `remove_record` removes exactly the given record and its memberships, and leaves the
+/// user's other connections alone.
+pub async fn remove_record_by_key(store: &dyn ConnectionStore, p: &str) {
+    let user = format!("{p}carol");
+    let a = record(&format!("{p}a="), &user, 1_000);
+    let b = record(&format!("{p}b="), &user, 2_000);
+    let room = format!("{p}room");
+    for r in [&a, &b] {
+        store.put_connection(r).await.expect("put");
+        let joined = store
+            .join_room(&room, &member(&r.connection_id, &user))
+            .await
+            .expect("join");
+        assert!(joined);
+    }
+    store.remove_record(&a).await.expect("remove_record");
+    assert!(
+        store
+            .get_connection(&a.connection_id)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        store
+            .rooms_of(&a.connection_id)
+            .await
+            .expect("rooms_of")
+            .is_empty()
+    );
+    assert_eq!(
+        store.room_members(&room).await.expect("members"),
+        vec![member(&b.connection_id, &user)]
+    );
+    assert_eq!(
+        ids_of(&store.user_connections(&user).await.expect("user")),
+        vec![b.connection_id.as_str()]
+    );
+    store
+        .remove_connection(&b.connection_id)
+        .await
+        .expect("cleanup");
 }
 
 /// A record as `$connect` writes it: session key from the start time and id, `expires`

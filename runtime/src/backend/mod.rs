@@ -110,6 +110,14 @@ pub trait ConnectionStore: Send + Sync + 'static {
         &self,
         connection_id: &str,
     ) -> Result<Option<ConnectionRecord>, StoreError>;
+    /// Removes exactly this record and its memberships, when the caller holds the record
+    /// (a refused `$connect`). DynamoDB deletes it by key, without the GSI lookup, which
+    /// may not see a record written a moment ago.
+    async fn remove_record(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
+        self.remove_connection(&record.connection_id)
+            .await
+            .map(|_| ())
+    }
     /// All connections of one user (one per session).
     async fn user_connections(&self, username: &str) -> Result<Vec<ConnectionRecord>, StoreError>;
     /// Every connection record.
