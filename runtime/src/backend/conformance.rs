@@ -40,40 +40,27 @@ pub async fn remove_record_by_key(store: &dyn ConnectionStore, p: &str) {
     let b = record(&format!("{p}b="), &user, 2_000);
     let room = format!("{p}room");
     for r in [&a, &b] {
-        store.put_connection(r).await.expect("put");
-        let joined = store
-            .join_room(&room, &member(&r.connection_id, &user))
-            .await
-            .expect("join");
+        ok(store.put_connection(r).await, "put");
+        let joined = ok(
+            store
+                .join_room(&room, &member(&r.connection_id, &user))
+                .await,
+            "join",
+        );
         assert!(joined);
     }
-    store.remove_record(&a).await.expect("remove_record");
-    assert!(
-        store
-            .get_connection(&a.connection_id)
-            .await
-            .expect("get")
-            .is_none()
-    );
-    assert!(
-        store
-            .rooms_of(&a.connection_id)
-            .await
-            .expect("rooms_of")
-            .is_empty()
-    );
+    ok(store.remove_record(&a).await, "remove_record");
+    assert!(ok(store.get_connection(&a.connection_id).await, "get").is_none());
+    assert!(ok(store.rooms_of(&a.connection_id).await, "rooms_of").is_empty());
     assert_eq!(
-        store.room_members(&room).await.expect("members"),
+        ok(store.room_members(&room).await, "members"),
         vec![member(&b.connection_id, &user)]
     );
     assert_eq!(
-        ids_of(&store.user_connections(&user).await.expect("user")),
+        ids_of(&ok(store.user_connections(&user).await, "user")),
         vec![b.connection_id.as_str()]
     );
-    store
-        .remove_connection(&b.connection_id)
-        .await
-        .expect("cleanup");
+    ok(store.remove_connection(&b.connection_id).await, "cleanup");
 }
 
 /// A record as `$connect` writes it: session key from the start time and id, `expires`

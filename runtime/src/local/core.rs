@@ -100,9 +100,16 @@ impl Gateway {
         self.domain.get().map(String::as_str).unwrap_or("localhost")
     }
 
-    /// Connections whose `$disconnect` is still running.
+    /// Connections closing: handshake or `$disconnect` still running.
     pub(crate) fn closing(&self) -> usize {
         self.closing.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connection as closing until the guard drops, so a graceful shutdown waits
+    /// for its close handshake and `$disconnect`.
+    pub(crate) fn closing_guard(self: &Arc<Self>) -> ClosingGuard {
+        self.closing.fetch_add(1, Ordering::Relaxed);
+        ClosingGuard(Arc::clone(self))
     }
 
     fn method_arn(&self) -> String {
@@ -289,6 +296,15 @@ impl Gateway {
         }
         tracing::debug!(connection_id = %live.id, code, reason, "disconnected");
         self.closing.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// See [`Gateway::closing_guard`].
+pub(crate) struct ClosingGuard(Arc<Gateway>);
+
+impl Drop for ClosingGuard {
+    fn drop(&mut self) {
+        self.0.closing.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -215,6 +215,8 @@ where
     if !in_flight.is_empty() {
         tokio::spawn(async move { while in_flight.next().await.is_some() {} });
     }
+    // Closing from here on: a graceful shutdown waits for the handshake and $disconnect.
+    let _closing = gateway.closing_guard();
     gateway.hub.remove(&live.id);
 
     let (code, reason) = match end {
