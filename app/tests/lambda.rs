@@ -4,166 +4,58 @@
 //! Needs a moto server: `.ci/run` starts one; by hand: `eval "$(bash scripts/moto.sh start)"`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use switchboard::aws::AwsSettings;
 use switchboard::aws::dynamodb::{DynamoStore, TableNames};
 use switchboard::backend::ConnectionStore;
 use switchboard::local::LocalConfig;
+use switchboard::testing::lambda::{Answer, FakeRuntimeApi};
 use tokio::process::{Child, Command};
-use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-#[derive(Default)]
-struct Fake {
-    queue: Mutex<VecDeque<(String, String)>>,
-    arrived: Notify,
-    results: Mutex<HashMap<String, (String, Value)>>,
-    result_arrived: Notify,
-    init_error: Mutex<Option<Value>>,
-    init_arrived: Notify,
-}
-
-async fn next(State(fake): State<Arc<Fake>>) -> impl IntoResponse {
-    loop {
-        let notified = fake.arrived.notified();
-        if let Some((id, body)) = fake.queue.lock().unwrap().pop_front() {
-            let deadline = chrono_ms() + 30_000;
-            let mut headers = HeaderMap::new();
-            headers.insert("Lambda-Runtime-Aws-Request-Id", id.parse().unwrap());
-            headers.insert(
-                "Lambda-Runtime-Deadline-Ms",
-                deadline.to_string().parse().unwrap(),
-            );
-            headers.insert(
-                "Lambda-Runtime-Invoked-Function-Arn",
-                "arn:aws:lambda:us-east-1:000000000000:function:chat"
-                    .parse()
-                    .unwrap(),
-            );
-            headers.insert(
-                "Lambda-Runtime-Trace-Id",
-                "Root=1-00000000-000000000000000000000000".parse().unwrap(),
-            );
-            return (StatusCode::OK, headers, body).into_response();
-        }
-        notified.await;
-    }
-}
-
-fn chrono_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-}
-
-async fn result(
-    State(fake): State<Arc<Fake>>,
-    Path((id, kind)): Path<(String, String)>,
-    body: Bytes,
-) -> StatusCode {
-    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    fake.results.lock().unwrap().insert(id, (kind, value));
-    fake.result_arrived.notify_waiters();
-    StatusCode::ACCEPTED
-}
-
-async fn init_error(State(fake): State<Arc<Fake>>, body: Bytes) -> StatusCode {
-    *fake.init_error.lock().unwrap() = Some(serde_json::from_slice(&body).unwrap_or(Value::Null));
-    fake.init_arrived.notify_waiters();
-    StatusCode::ACCEPTED
-}
-
+/// The fake Runtime API plus the real binary.
 struct Runtime {
-    fake: Arc<Fake>,
-    addr: std::net::SocketAddr,
-    counter: Mutex<u32>,
+    api: FakeRuntimeApi,
 }
 
 impl Runtime {
     async fn start() -> Self {
-        let fake = Arc::new(Fake::default());
-        let app = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/{kind}", post(result))
-            .route("/2018-06-01/runtime/init/error", post(init_error))
-            .with_state(Arc::clone(&fake));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self {
-            fake,
-            addr,
-            counter: Mutex::new(0),
+            api: FakeRuntimeApi::start().await.unwrap(),
         }
     }
 
     /// Queues an event and waits for the function's answer: ("response"|"error", body).
     async fn invoke(&self, event: &Value) -> (String, Value) {
-        let id = {
-            let mut c = self.counter.lock().unwrap();
-            *c += 1;
-            format!("req-{c}")
-        };
-        self.fake
-            .queue
-            .lock()
-            .unwrap()
-            .push_back((id.clone(), event.to_string()));
-        self.fake.arrived.notify_waiters();
-        tokio::time::timeout(WAIT, async {
-            loop {
-                let notified = self.fake.result_arrived.notified();
-                if let Some(r) = self.fake.results.lock().unwrap().remove(&id) {
-                    return r;
-                }
-                notified.await;
-            }
-        })
-        .await
-        .expect("the function answered in time")
+        match self
+            .api
+            .invoke(event)
+            .await
+            .expect("the function answered in time")
+        {
+            Answer::Response(v) => ("response".to_owned(), v),
+            Answer::Error(v) => ("error".to_owned(), v),
+        }
     }
 
     async fn init_error(&self) -> Value {
-        tokio::time::timeout(WAIT, async {
-            loop {
-                let notified = self.fake.init_arrived.notified();
-                if let Some(v) = self.fake.init_error.lock().unwrap().clone() {
-                    return v;
-                }
-                notified.await;
-            }
-        })
-        .await
-        .expect("an init error was reported")
+        self.api
+            .init_error(WAIT)
+            .await
+            .expect("an init error was reported")
     }
 
     fn spawn(&self, handler: &str, extra: &[(&str, String)]) -> Child {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-app"));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_LAMBDA_RUNTIME_API", self.addr.to_string())
-            .env("_HANDLER", handler)
-            .env("AWS_LAMBDA_FUNCTION_NAME", "chat")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(self.api.function_env(handler))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -39,6 +39,9 @@ OPTIONS:
                           100 clients x 5 broadcasts)
     --only bare|gateway   run one target only
     --json                also print one JSON object with every figure at the end
+    --rounds N            run every scenario N times, alternating which target
+                          goes first; the comparison uses medians (default: 3,
+                          1 with --quick)
     --server-threads N    worker threads of the servers' runtime (default: cores)
     --client-threads N    worker threads of the load generator's runtime (default: cores)
     -h, --help            this text
@@ -120,6 +123,7 @@ struct Options {
     quick: bool,
     only: Option<Kind>,
     json: bool,
+    rounds: Option<usize>,
     server_threads: usize,
     client_threads: usize,
 }
@@ -130,6 +134,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
         quick: false,
         only: None,
         json: false,
+        rounds: None,
         server_threads: cores,
         client_threads: cores,
     };
@@ -151,16 +156,16 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
                     }
                 });
             }
-            "--server-threads" | "--client-threads" => {
+            "--server-threads" | "--client-threads" | "--rounds" => {
                 let n = args
                     .next()
                     .and_then(|v| v.parse::<usize>().ok())
                     .filter(|n| *n > 0)
                     .ok_or_else(|| format!("{arg} takes a positive number"))?;
-                if arg == "--server-threads" {
-                    opts.server_threads = n;
-                } else {
-                    opts.client_threads = n;
+                match arg.as_str() {
+                    "--server-threads" => opts.server_threads = n,
+                    "--client-threads" => opts.client_threads = n,
+                    _ => opts.rounds = Some(n),
                 }
             }
             other => return Err(format!("unknown argument `{other}`")),
@@ -196,6 +201,7 @@ impl Running {
 #[derive(Debug, Serialize)]
 pub(crate) struct TargetReport {
     target: Kind,
+    round: usize,
     url: Option<String>,
     error: Option<String>,
     connect: Option<ConnectReport>,
@@ -214,9 +220,10 @@ impl TargetReport {
             || self.broadcast.as_ref().is_some_and(|b| b.emfile)
     }
 
-    fn failed(target: Kind, url: Option<String>, error: String) -> Self {
+    fn failed(target: Kind, round: usize, url: Option<String>, error: String) -> Self {
         Self {
             target,
+            round,
             url,
             error: Some(error),
             connect: None,
@@ -235,22 +242,30 @@ fn runtime(name: &str, threads: usize) -> std::io::Result<Runtime> {
         .build()
 }
 
-fn run_target(kind: Kind, sizes: Sizes, server_rt: &Runtime, client_rt: &Runtime) -> TargetReport {
-    eprintln!("[{}] starting server", kind.name());
+fn run_target(
+    kind: Kind,
+    round: usize,
+    sizes: Sizes,
+    server_rt: &Runtime,
+    client_rt: &Runtime,
+) -> TargetReport {
+    eprintln!("[{}] round {round}: starting server", kind.name());
     let launched = match kind {
         Kind::Bare => bare::launch(server_rt),
         Kind::Gateway => gateway::launch(server_rt),
     };
     let running = match launched {
         Ok(running) => running,
-        Err(e) => return TargetReport::failed(kind, None, format!("could not start: {e}")),
+        Err(e) => {
+            return TargetReport::failed(kind, round, None, format!("could not start: {e}"));
+        }
     };
     let url = running.url.clone();
     eprintln!("[{}] listening on {url}", kind.name());
     let report = client_rt.block_on(async {
         let endpoint = match Endpoint::resolve(&url).await {
             Ok(endpoint) => endpoint,
-            Err(e) => return TargetReport::failed(kind, Some(url.clone()), e.to_string()),
+            Err(e) => return TargetReport::failed(kind, round, Some(url.clone()), e.to_string()),
         };
         eprintln!(
             "[{}] connect: {} simultaneous upgrades",
@@ -282,6 +297,7 @@ fn run_target(kind: Kind, sizes: Sizes, server_rt: &Runtime, client_rt: &Runtime
                 .await;
         TargetReport {
             target: kind,
+            round,
             url: Some(url.clone()),
             error: None,
             connect: Some(connect),
@@ -346,18 +362,34 @@ fn main() -> ExitCode {
         Some(kind) => vec![kind],
         None => vec![Kind::Bare, Kind::Gateway],
     };
+    let rounds = opts.rounds.unwrap_or(if opts.quick { 1 } else { 3 });
     let mut reports = Vec::new();
-    for kind in kinds {
-        let report = run_target(kind, sizes, &server_rt, &client_rt);
-        report::print_target(&report);
-        reports.push(report);
+    'rounds: for round in 1..=rounds {
+        // Alternate the order so that drift (warming, noisy neighbours)
+        // does not always favour the same target.
+        let order: Vec<Kind> = if round % 2 == 1 {
+            kinds.clone()
+        } else {
+            kinds.iter().rev().copied().collect()
+        };
+        for kind in order {
+            let report = run_target(kind, round, sizes, &server_rt, &client_rt);
+            report::print_target(&report, rounds);
+            let fatal = report.error.is_some() || report.emfile();
+            reports.push(report);
+            if fatal {
+                eprintln!("stopping: the remaining rounds would fail the same way");
+                break 'rounds;
+            }
+        }
     }
     let summary = report::Summary::new(&reports);
-    report::print_summary(&summary, &reports);
+    report::print_summary(&summary);
 
     if opts.json {
         let all = serde_json::json!({
             "quick": opts.quick,
+            "rounds": rounds,
             "sizes": sizes,
             "server_threads": opts.server_threads,
             "client_threads": opts.client_threads,

@@ -20,7 +20,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get};
-use tokio::net::TcpListener;
+use axum::serve::ListenerExt;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -108,9 +109,7 @@ impl std::fmt::Debug for LocalGateway {
 impl LocalGateway {
     pub(crate) async fn start(gateway: Arc<Gateway>) -> Result<Self, GatewayError> {
         let addr = gateway.config.addr;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| GatewayError::Bind { addr, source })?;
+        let listener = listen(addr).map_err(|source| GatewayError::Bind { addr, source })?;
         let addr = listener
             .local_addr()
             .map_err(|source| GatewayError::Bind { addr, source })?;
@@ -119,6 +118,10 @@ impl LocalGateway {
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            // Small frames go out at once: no Nagle delay on echo-style traffic.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let result = axum::serve(listener, service)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
@@ -196,6 +199,20 @@ impl LocalGateway {
         tracing::info!("shutting down");
         self.shutdown().await;
     }
+}
+
+/// Binds with a deep accept queue: `TcpListener::bind` listens with a backlog of 128,
+/// and a burst of simultaneous upgrades overflowing it waits for the kernel's 1 s SYN
+/// retry.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 fn router(gateway: Arc<Gateway>) -> Router {

@@ -24,6 +24,8 @@ use crate::backend::{ConnectionStore, ConnectionsClient};
 use crate::local::{Gateway, Live, UpgradeRequest};
 use crate::response::Frame;
 
+pub mod lambda;
+
 /// How long [`TestConnection::recv`] waits by default.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(2);
 
