@@ -267,15 +267,9 @@ impl App {
 
     fn lambda_main(self) -> ExitCode {
         init_json_logs();
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
+        let runtime = match async_runtime() {
             Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("error: cannot start the async runtime: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(code) => return code,
         };
         match runtime.block_on(crate::lambda::run(&self)) {
             Ok(()) => ExitCode::SUCCESS,
@@ -285,15 +279,9 @@ impl App {
 
     fn serve_cli(self, args: ServeArgs) -> ExitCode {
         init_tracing();
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
+        let runtime = match async_runtime() {
             Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("error: cannot start the async runtime: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(code) => return code,
         };
         runtime.block_on(async move {
             let config = args.config();
@@ -354,6 +342,13 @@ impl App {
         );
         Ok(self.store(store))
     }
+}
+
+fn async_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(&format!("cannot start the async runtime: {e}")))
 }
 
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {

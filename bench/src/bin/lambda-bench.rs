@@ -1,0 +1,142 @@
+//! Lambda-mode figures: cold start of the release binary under a fake Runtime API
+//! (process start to first response), per role, and the binary's size.
+//!
+//! ```sh
+//! cargo build --release -p chat-app && cargo run --release -p switchboard-bench --bin lambda-bench
+//! ```
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchboard::testing::lambda::FakeRuntimeApi;
+use tokio::process::Command;
+
+const RUNS: usize = 20;
+
+fn chat_app() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = exe.parent().ok_or("no parent directory")?;
+    let path = dir.join("chat-app");
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} not found: build it first with `cargo build --release -p chat-app`",
+            path.display()
+        ))
+    }
+}
+
+fn ws_event(route: &str) -> Value {
+    json!({
+        "requestContext": {
+            "routeKey": route, "eventType": "MESSAGE", "messageId": "bWVzc2FnZTAwMDA=",
+            "stage": "ws", "connectedAt": 1_795_000_000_000_i64,
+            "requestTimeEpoch": 1_795_000_000_100_i64, "requestId": "cmVxdWVzdDAwMDA=",
+            "domainName": "abcdef1234.execute-api.us-east-1.amazonaws.com",
+            "connectionId": "N5OsJdBsIAMCJ_Q=", "apiId": "abcdef1234",
+            "identity": {"sourceIp": "127.0.0.1"},
+            "authorizer": {"principalId": "alice", "username": "alice"}
+        },
+        "body": "{\"action\":\"nothing-here\"}",
+        "isBase64Encoded": false
+    })
+}
+
+fn authorizer_event() -> Value {
+    json!({
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:000000000000:abcdef1234/ws/$connect",
+        "headers": {}, "queryStringParameters": {"user": "alice"},
+        "requestContext": {"stage": "ws", "apiId": "abcdef1234", "requestId": "x"}
+    })
+}
+
+async fn cold_start(binary: &PathBuf, role: &str, event: &Value) -> Result<Duration, String> {
+    let api = FakeRuntimeApi::start().await.map_err(|e| e.to_string())?;
+    // Queue first, so the measurement is process start -> first answer.
+    let id = api.enqueue(event);
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .env_clear()
+        .envs(api.function_env(role))
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
+        .env("AWS_SECRET_ACCESS_KEY", "local-secret")
+        .env("SWITCHBOARD_CONNECTIONS_TABLE", "bench-connections")
+        .env("SWITCHBOARD_ROOMS_TABLE", "bench-rooms")
+        .env("SWITCHBOARD_MANAGEMENT_ENDPOINT", "http://127.0.0.1:9")
+        .env("SWITCHBOARD_DYNAMODB_ENDPOINT", "http://127.0.0.1:9")
+        .env("SWITCHBOARD_ALLOW_DEV_AUTH", "true")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let answer = api
+        .answer(&id, Duration::from_secs(10))
+        .await
+        .map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed();
+    let _ = child.kill().await;
+    if answer.is_error() {
+        return Err(format!("{role} answered with an error: {}", answer.body()));
+    }
+    Ok(elapsed)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let binary = match chat_app() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "binary {}: {:.1} MiB ({size} bytes, stripped by the release profile)",
+        binary.display(),
+        size as f64 / 1_048_576.0,
+    );
+    println!("cold start, process start -> first response, {RUNS} runs each:");
+    println!("{:<16} {:>10} {:>10} {:>10}", "role", "min ms", "p50 ms", "max ms");
+    let roles: [(&str, Value); 3] = [
+        ("ws:ping", ws_event("ping")),
+        ("ws:$default", ws_event("$default")),
+        ("ws:authorizer", authorizer_event()),
+    ];
+    for (role, event) in &roles {
+        let mut times = Vec::with_capacity(RUNS);
+        for _ in 0..RUNS {
+            match cold_start(&binary, role, event).await {
+                Ok(t) => times.push(t),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+        }
+        times.sort();
+        let (Some(min), Some(max)) = (times.first(), times.last()) else {
+            continue;
+        };
+        let p50 = times[times.len() / 2];
+        println!(
+            "{:<16} {:>10.2} {:>10.2} {:>10.2}",
+            role,
+            ms(*min),
+            ms(p50),
+            ms(*max)
+        );
+    }
+    std::process::ExitCode::SUCCESS
+}
