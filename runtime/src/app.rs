@@ -239,7 +239,7 @@ impl App {
             return self.lambda_main();
         }
         let cli = Cli::parse();
-        match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        match cli.command.unwrap_or(Command::Serve(cli.serve)) {
             Command::Manifest => match self.manifest() {
                 Ok(m) => {
                     println!("{}", m.to_json_pretty());
@@ -383,9 +383,13 @@ fn init_json_logs() {
 
 #[derive(Parser, Debug)]
 #[command(about = "A Switchboard service: runs the local gateway, or prints its manifest.")]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Options of the default command, `serve`.
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -430,20 +434,6 @@ struct ServeArgs {
 enum StoreKind {
     Memory,
     Dynamodb,
-}
-
-impl Default for ServeArgs {
-    fn default() -> Self {
-        Self {
-            addr: IpAddr::from([127, 0, 0, 1]),
-            port: 3000,
-            stage: "ws".to_owned(),
-            idle_timeout: 600,
-            max_age: 7200,
-            store: StoreKind::Memory,
-            endpoint: None,
-        }
-    }
 }
 
 impl ServeArgs {

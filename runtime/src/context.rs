@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::backend::{ConnectionRecord, Member, PostError};
+use crate::backend::{ConnectionRecord, MAX_MESSAGE_BYTES, Member, PostError};
 use crate::identity::Identity;
 use crate::request::{Services, WsRequest};
 use crate::response::{Frame, WsError};
@@ -257,6 +257,9 @@ impl Target<'_> {
     /// recipient's, never the caller's). Errors only when the recipients cannot be
     /// looked up or the frame is over API Gateway's 128 KB limit.
     pub async fn send_frame(self, frame: Frame) -> Result<Delivery, WsError> {
+        if frame.len() > MAX_MESSAGE_BYTES {
+            return Err(too_large_error(frame.len(), MAX_MESSAGE_BYTES));
+        }
         let store = &self.ctx.services().store;
         let ids: Vec<String> = match self.kind {
             TargetKind::Connection(id) => vec![id],
@@ -320,11 +323,15 @@ async fn deliver(
         total.add(one);
     }
     if let Some((size, limit)) = too_large {
-        return Err(WsError::new(
-            "payload_too_large",
-            format!("message of {size} bytes exceeds the {limit}-byte limit"),
-        )
-        .with_status(413));
+        return Err(too_large_error(size, limit));
     }
     Ok(total)
+}
+
+fn too_large_error(size: usize, limit: usize) -> WsError {
+    WsError::new(
+        "payload_too_large",
+        format!("message of {size} bytes exceeds the {limit}-byte limit"),
+    )
+    .with_status(413)
 }

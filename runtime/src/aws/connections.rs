@@ -77,8 +77,8 @@ use super::{AwsSettings, env, management_client};
 use crate::backend::{ConnectionInfo, ConnectionsClient, PostError};
 use crate::response::Frame;
 
-/// The largest payload `@connections` accepts: API Gateway's 128 KB message limit.
-pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
+/// The largest payload `PostToConnection` accepts.
+pub use crate::backend::MAX_MESSAGE_BYTES as MAX_PAYLOAD_BYTES;
 
 /// Connect timeout of one request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);

@@ -13,6 +13,10 @@ use serde_json::{Map, Value};
 
 use crate::response::Frame;
 
+/// API Gateway's message size limit (128 KB): the largest frame a client may send and the
+/// largest `@connections` POST.
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+
 /// One open connection, as recorded on `$connect`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

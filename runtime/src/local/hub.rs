@@ -13,8 +13,7 @@ use crate::backend::{ConnectionInfo, ConnectionsClient, PostError};
 use crate::identity::Identity;
 use crate::response::Frame;
 
-/// API Gateway's message size limit (frames joined), which also bounds `@connections` POSTs.
-pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+pub use crate::backend::MAX_MESSAGE_BYTES;
 
 /// A request to close a connection, with the close code and reason.
 #[derive(Default)]
