@@ -30,7 +30,10 @@ fn event(route: &str, body: &str) -> String {
 }
 
 fn bench(c: &mut Criterion) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => panic!("tokio runtime: {e}"),
     };
@@ -44,8 +47,16 @@ fn bench(c: &mut Criterion) {
     };
     for (name, route, body) in [
         ("ping", "ping", r#"{"action":"ping"}"#),
-        ("echo", "echo", r#"{"action":"echo","data":"0123456789abcdef0123456789abcdef"}"#),
-        ("unknown action ($default)", "$default", r#"{"action":"nope"}"#),
+        (
+            "echo",
+            "echo",
+            r#"{"action":"echo","data":"0123456789abcdef0123456789abcdef"}"#,
+        ),
+        (
+            "unknown action ($default)",
+            "$default",
+            r#"{"action":"nope"}"#,
+        ),
     ] {
         let raw = event(route, body);
         c.bench_function(&format!("lambda event: {name}"), |b| {

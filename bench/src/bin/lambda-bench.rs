@@ -3,6 +3,8 @@
 //!
 //! ```sh
 //! cargo build --release -p chat-app && cargo run --release -p switchboard-bench --bin lambda-bench
+//! # the deployed artifact's profile (size-optimised):
+//! cargo build --profile lambda -p chat-app && cargo run --release -p switchboard-bench --bin lambda-bench -- target/lambda/chat-app
 //! ```
 
 use std::path::PathBuf;
@@ -16,6 +18,9 @@ use tokio::process::Command;
 const RUNS: usize = 20;
 
 fn chat_app() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::args().nth(1) {
+        return Ok(PathBuf::from(path));
+    }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let dir = exe.parent().ok_or("no parent directory")?;
     let path = dir.join("chat-app");
@@ -108,7 +113,10 @@ async fn main() -> std::process::ExitCode {
         size as f64 / 1_048_576.0,
     );
     println!("cold start, process start -> first response, {RUNS} runs each:");
-    println!("{:<16} {:>10} {:>10} {:>10}", "role", "min ms", "p50 ms", "max ms");
+    println!(
+        "{:<16} {:>10} {:>10} {:>10}",
+        "role", "min ms", "p50 ms", "max ms"
+    );
     let roles: [(&str, Value); 3] = [
         ("ws:ping", ws_event("ping")),
         ("ws:$default", ws_event("$default")),
