@@ -43,7 +43,7 @@ pub fn config() -> LocalConfig {
 
 /// Starts the chat app's local gateway with `config`.
 pub async fn start_with(config: LocalConfig) -> LocalGateway {
-    timeout(STEP, chat_app::app().serve_local(config))
+    timeout(STEP, chat_app::app().dev_auth().serve_local(config))
         .await
         .expect("gateway start timed out")
         .expect("gateway failed to start")

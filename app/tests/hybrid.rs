@@ -30,6 +30,7 @@ async fn local_gateway_on_dynamodb() {
         .args([
             "--port",
             "0",
+            "--dev-auth",
             "--stage",
             &stage,
             "--store",

@@ -146,6 +146,7 @@ async fn websocket_roles_process_events_end_to_end() {
 
     // A real client on the local gateway: its connection is what the Lambda events talk about.
     let gw = chat_app::app()
+        .dev_auth()
         .serve_local(LocalConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
             ..Default::default()
@@ -311,44 +312,134 @@ async fn missing_configuration_is_listed_at_once() {
 }
 
 #[tokio::test]
-async fn authorizer_role() {
+async fn authorizer_role_needs_an_issuer() {
+    // The chat app authenticates with tokens: in Lambda that is the JWT authorizer, and
+    // without its issuer the cold start fails naming the variable.
     let runtime = Runtime::start().await;
-    // The development authorizer is refused in Lambda unless explicitly allowed.
     let mut child = runtime.spawn("ws:authorizer", &[]);
     let error = runtime.init_error().await;
-    assert!(
-        error["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("development authorizer")
-    );
-    let _ = tokio::time::timeout(WAIT, child.wait()).await;
+    let message = error["errorMessage"].as_str().unwrap();
+    assert!(message.contains("SWITCHBOARD_JWT_ISSUER"), "{message}");
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!status.success());
+}
+
+#[tokio::test]
+async fn pre_signup_role_auto_confirms_only_when_configured() {
+    let event = json!({
+        "version": "1",
+        "triggerSource": "PreSignUp_SignUp",
+        "region": "us-east-1",
+        "userPoolId": "us-east-1_example",
+        "userName": "alice",
+        "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "client"},
+        "request": {"userAttributes": {"email": "alice@example.com"}},
+        "response": {"autoConfirmUser": false, "autoVerifyEmail": false, "autoVerifyPhone": false}
+    });
+    for (setting, expected) in [("true", true), ("false", false)] {
+        let runtime = Runtime::start().await;
+        let _child = runtime.spawn(
+            "cognito:pre-signup",
+            &[("SWITCHBOARD_AUTO_CONFIRM_USERS", setting.to_owned())],
+        );
+        let (kind, body) = runtime.invoke(&event).await;
+        assert_eq!(kind, "response", "{body}");
+        assert_eq!(body["response"]["autoConfirmUser"], expected, "{body}");
+        assert_eq!(body["response"]["autoVerifyEmail"], expected, "{body}");
+        assert_eq!(body["userName"], "alice");
+    }
+}
+
+#[tokio::test]
+async fn jwt_authorizer_role_checks_issuer_tokens() {
+    // The local gateway's issuer stands in for Cognito: its JWKS endpoint and tokens have
+    // Cognito's shape, and the Lambda fetches the keys over HTTP as it would from Cognito.
+    let dir = std::env::temp_dir().join(format!(
+        "switchboard-lambda-{}",
+        switchboard::local::ids::new_api_id()
+    ));
+    let gw = chat_app::app()
+        .serve_local(LocalConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            state_dir: dir.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let issuer = format!("{}/local", gw.http_url());
+    let client = TokenClient(gw.local_addr());
+    let token = client.token("alice").await;
 
     let runtime = Runtime::start().await;
     let _child = runtime.spawn(
         "ws:authorizer",
-        &[("SWITCHBOARD_ALLOW_DEV_AUTH", "true".to_owned())],
+        &[
+            ("SWITCHBOARD_JWT_ISSUER", issuer.clone()),
+            ("SWITCHBOARD_JWT_AUDIENCE", "switchboard-local".to_owned()),
+        ],
     );
     let arn = "arn:aws:execute-api:us-east-1:000000000000:abcdef1234/ws/$connect";
-    let event = |query: Value| {
+    let event = |query: Value, headers: Value| {
         json!({
             "type": "REQUEST",
             "methodArn": arn,
-            "headers": {},
+            "headers": headers,
             "queryStringParameters": query,
             "requestContext": {"stage": "ws", "apiId": "abcdef1234", "requestId": "x"}
         })
     };
-    let (kind, body) = runtime.invoke(&event(json!({"user": "alice"}))).await;
+    let (kind, body) = runtime
+        .invoke(&event(json!({"token": token}), json!({})))
+        .await;
     assert_eq!(kind, "response", "{body}");
-    assert_eq!(body["principalId"], "alice");
     assert_eq!(body["policyDocument"]["Statement"][0]["Effect"], "Allow");
-    assert_eq!(body["policyDocument"]["Statement"][0]["Resource"][0], arn);
     assert_eq!(body["context"]["username"], "alice");
-    let (kind, body) = runtime.invoke(&event(json!({}))).await;
-    assert_eq!(kind, "error");
-    assert_eq!(body["errorMessage"], "Unauthorized");
-    let (kind, body) = runtime.invoke(&event(json!({"user": "bad name"}))).await;
-    assert_eq!(kind, "response");
+    // The browser path: the token as a subprotocol.
+    let (_, body) = runtime
+        .invoke(&event(
+            json!({}),
+            json!({"Sec-WebSocket-Protocol": format!("switchboard, {token}")}),
+        ))
+        .await;
+    assert_eq!(body["policyDocument"]["Statement"][0]["Effect"], "Allow");
+    // Missing: 401 (the error message API Gateway maps); bad: Deny (403).
+    let (kind, body) = runtime.invoke(&event(json!({}), json!({}))).await;
+    assert_eq!(
+        (kind.as_str(), body["errorMessage"].as_str()),
+        ("error", Some("Unauthorized"))
+    );
+    let (_, body) = runtime
+        .invoke(&event(json!({"token": format!("{token}x")}), json!({})))
+        .await;
     assert_eq!(body["policyDocument"]["Statement"][0]["Effect"], "Deny");
+    gw.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `POST /local/token` over a plain HTTP/1.1 exchange.
+struct TokenClient(std::net::SocketAddr);
+
+impl TokenClient {
+    async fn token(&self, user: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let body = json!({"username": user}).to_string();
+        let mut stream = tokio::net::TcpStream::connect(self.0).await.unwrap();
+        let request = format!(
+            "POST /local/token HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.0,
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
+            .await
+            .unwrap()
+            .unwrap();
+        let json = response.split("\r\n\r\n").nth(1).unwrap();
+        let v: Value = serde_json::from_str(json).unwrap();
+        v["idToken"].as_str().unwrap().to_owned()
+    }
 }

@@ -12,7 +12,7 @@ pub(crate) fn launch(rt: &Runtime) -> Result<Running, BoxError> {
         addr: "127.0.0.1:0".parse()?,
         ..Default::default()
     };
-    let gw = rt.block_on(async { chat_app::app().serve_local(config).await })?;
+    let gw = rt.block_on(async { chat_app::app().dev_auth().serve_local(config).await })?;
     let url = gw.ws_url();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let done = rt.spawn(async move {

@@ -12,6 +12,8 @@ use crate::auth::{Authorizer, DevAuthorizer};
 use crate::backend::ConnectionStore;
 use crate::backend::memory::MemoryStore;
 use crate::dispatch::Dispatcher;
+use crate::jwt::{JwtAuthorizer, JwtConfig, JwtVerifier, TokenUse};
+use crate::local::issuer::{IssuerError, LocalIssuer};
 use crate::local::{Gateway, GatewayError, Hub, LocalConfig, LocalGateway};
 use crate::manifest::Manifest;
 use crate::registry::{Registry, RegistryError, RouteDef};
@@ -43,6 +45,30 @@ pub enum StartError {
     /// The local gateway could not start.
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    /// The local token issuer could not load or create its key.
+    #[error(transparent)]
+    Issuer(#[from] IssuerError),
+    /// The authorizer could not be built.
+    #[error("authorizer: {0}")]
+    Auth(String),
+}
+
+/// The audience (`aud`) of the local issuer's id tokens: the local "app client id".
+pub const LOCAL_AUDIENCE: &str = "switchboard-local";
+
+/// A local gateway's authorizer, and its token issuer when it has one.
+type LocalAuth = (Arc<dyn Authorizer>, Option<Arc<LocalIssuer>>);
+
+/// Who vouches for callers on `$connect`.
+#[derive(Clone)]
+enum AuthMode {
+    /// Locally: Cognito-shaped tokens from the local issuer, checked by the JWT
+    /// authorizer. In Lambda: the JWT authorizer configured from the environment.
+    LocalIssuer,
+    /// `?user=NAME`, no proof.
+    Dev,
+    /// The app's own.
+    Custom(Arc<dyn Authorizer>),
 }
 
 /// A Switchboard service: its routes (from the registry), state and settings.
@@ -52,10 +78,11 @@ pub struct App {
     states: StateMap,
     selection: String,
     web_page: Option<&'static str>,
-    authorizer: Arc<dyn Authorizer>,
+    auth: AuthMode,
     store: Option<Arc<dyn ConnectionStore>>,
     defs: Option<Vec<RouteDef>>,
     send: SendSettings,
+    close_on_token_expiry: bool,
 }
 
 impl std::fmt::Debug for App {
@@ -83,10 +110,11 @@ impl App {
             states: StateMap::default(),
             selection: crate::select::DEFAULT_EXPRESSION.to_owned(),
             web_page: None,
-            authorizer: Arc::new(DevAuthorizer),
+            auth: AuthMode::LocalIssuer,
             store: None,
             defs: None,
             send: SendSettings::default(),
+            close_on_token_expiry: true,
         }
     }
 
@@ -114,9 +142,17 @@ impl App {
         self
     }
 
-    /// The `$connect` authorizer (default: [`DevAuthorizer`], identity from `?user=`).
+    /// A `$connect` authorizer of your own, used locally and by the `ws:authorizer`
+    /// Lambda (unless `SWITCHBOARD_JWT_ISSUER` configures the Cognito JWT authorizer).
     pub fn authorizer(mut self, authorizer: impl Authorizer) -> Self {
-        self.authorizer = Arc::new(authorizer);
+        self.auth = AuthMode::Custom(Arc::new(authorizer));
+        self
+    }
+
+    /// The development authorizer: the identity is `?user=NAME`, no token. For tests,
+    /// load generators and quick experiments; refused in Lambda unless explicitly allowed.
+    pub fn dev_auth(mut self) -> Self {
+        self.auth = AuthMode::Dev;
         self
     }
 
@@ -138,8 +174,53 @@ impl App {
         self
     }
 
-    pub(crate) fn authorizer_ref(&self) -> Arc<dyn Authorizer> {
-        Arc::clone(&self.authorizer)
+    /// The authorizer the `ws:authorizer` Lambda runs when no JWT issuer is configured:
+    /// the app's own, else the development one (which Lambda mode refuses unless
+    /// allowed), else none.
+    pub(crate) fn lambda_authorizer(&self) -> Option<Arc<dyn Authorizer>> {
+        match &self.auth {
+            AuthMode::Custom(a) => Some(Arc::clone(a)),
+            AuthMode::Dev => Some(Arc::new(DevAuthorizer)),
+            AuthMode::LocalIssuer => None,
+        }
+    }
+
+    /// The authorizer of a local gateway at `base_url`, and the local issuer if it has one.
+    fn local_authorizer(
+        &self,
+        base_url: &str,
+        state_dir: &std::path::Path,
+    ) -> Result<LocalAuth, StartError> {
+        match &self.auth {
+            AuthMode::Dev => Ok((Arc::new(DevAuthorizer), None)),
+            AuthMode::Custom(a) => Ok((Arc::clone(a), None)),
+            AuthMode::LocalIssuer => {
+                let issuer = LocalIssuer::load_or_create(
+                    state_dir,
+                    format!("{base_url}/local"),
+                    LOCAL_AUDIENCE,
+                )?;
+                // The same verifier as in Lambda; the keys come from the issuer in-process
+                // instead of over HTTP.
+                let config = JwtConfig::new(issuer.issuer())
+                    .with_audience(LOCAL_AUDIENCE)
+                    .with_token_use(TokenUse::Id);
+                let verifier = JwtVerifier::with_static_jwks(config, &issuer.jwks().to_string())
+                    .map_err(|e| StartError::Auth(e.to_string()))?;
+                Ok((
+                    Arc::new(JwtAuthorizer::new(Arc::new(verifier))),
+                    Some(Arc::new(issuer)),
+                ))
+            }
+        }
+    }
+
+    /// Whether a connection is closed once its token expires (default: yes). API Gateway
+    /// checks tokens only at `$connect`; with this, the first message after the expiry
+    /// (and, locally, a timer) closes the connection with a `token_expired` error.
+    pub fn close_on_token_expiry(mut self, close: bool) -> Self {
+        self.close_on_token_expiry = close;
+        self
     }
 
     /// The validated registry.
@@ -188,6 +269,7 @@ impl App {
             registry: Arc::new(registry),
             selection,
             send: self.send.clone(),
+            close_on_token_expiry: self.close_on_token_expiry,
         }))
     }
 
@@ -199,7 +281,11 @@ impl App {
         Ok(Dispatcher::new(self.services(client)?))
     }
 
-    pub(crate) fn gateway(&self, config: LocalConfig) -> Result<Arc<Gateway>, StartError> {
+    pub(crate) fn gateway(
+        &self,
+        config: LocalConfig,
+        authorizer: Arc<dyn Authorizer>,
+    ) -> Result<Arc<Gateway>, StartError> {
         let hub = Arc::new(Hub::default());
         let services = self.services(hub.clone())?;
         let manifest = Manifest::new(
@@ -211,7 +297,7 @@ impl App {
         Ok(Arc::new(Gateway::new(
             Dispatcher::new(services),
             hub,
-            Arc::clone(&self.authorizer),
+            authorizer,
             config,
             self.web_page,
             manifest,
@@ -220,13 +306,23 @@ impl App {
 
     /// Starts the local gateway on `config.addr` (tokio runtime required).
     pub async fn serve_local(self, config: LocalConfig) -> Result<LocalGateway, StartError> {
-        let gateway = self.gateway(config)?;
-        Ok(LocalGateway::start(gateway).await?)
+        let listener = crate::local::listen(config.addr)?;
+        let base_url = format!("http://{}", listener.addr());
+        let (authorizer, issuer) = self.local_authorizer(&base_url, &config.state_dir)?;
+        let gateway = self.gateway(config, authorizer)?;
+        Ok(LocalGateway::start(gateway, listener, issuer)?)
     }
 
-    /// An in-process gateway for tests: no sockets, same dispatch and bookkeeping.
+    /// An in-process gateway for tests: no sockets, same authorizer, dispatch and
+    /// bookkeeping. With the local issuer (the default), [`TestGateway::connect`] signs
+    /// in with a real token; its key lives in the system's temporary directory.
     pub fn test_gateway(self) -> Result<TestGateway, StartError> {
-        Ok(TestGateway::new(self.gateway(LocalConfig::default())?))
+        let state_dir = std::env::temp_dir().join("switchboard-test-issuer");
+        let (authorizer, issuer) = self.local_authorizer("http://test.invalid", &state_dir)?;
+        Ok(TestGateway::new(
+            self.gateway(LocalConfig::default(), authorizer)?,
+            issuer,
+        ))
     }
 
     /// The executable's entry point: parses the command line and runs it.
@@ -285,9 +381,10 @@ impl App {
         };
         runtime.block_on(async move {
             let config = args.config();
+            let app = if args.dev_auth { self.dev_auth() } else { self };
             let app = match args.store {
-                StoreKind::Memory => self,
-                StoreKind::Dynamodb => match self.dynamodb_store(&args).await {
+                StoreKind::Memory => app,
+                StoreKind::Dynamodb => match app.dynamodb_store(&args).await {
                     Ok(app) => app,
                     Err(e) => return fail(&e),
                 },
@@ -298,7 +395,15 @@ impl App {
             };
             println!("Switchboard local gateway");
             println!("  web page     {}/", gateway.http_url());
-            println!("  WebSocket    {}?user=NAME", gateway.ws_url());
+            if args.dev_auth {
+                println!("  WebSocket    {}?user=NAME", gateway.ws_url());
+            } else {
+                println!("  WebSocket    {}?token=ID_TOKEN", gateway.ws_url());
+                println!(
+                    "  sign in      curl -s -XPOST {}/local/token -d '{{\"username\":\"alice\"}}'",
+                    gateway.http_url()
+                );
+            }
             println!(
                 "  @connections {}/@connections/{{id}}",
                 gateway.management_url()
@@ -423,6 +528,13 @@ struct ServeArgs {
     /// SWITCHBOARD_CONNECTIONS_TABLE / SWITCHBOARD_ROOMS_TABLE, else `{app}-{stage}-websocket-*`).
     #[arg(long, value_enum, default_value_t = StoreKind::Memory)]
     store: StoreKind,
+    /// Accept `?user=NAME` identities without tokens (the development authorizer),
+    /// instead of tokens from the local issuer.
+    #[arg(long)]
+    dev_auth: bool,
+    /// Where the local issuer keeps its key (tokens survive restarts).
+    #[arg(long, default_value = crate::local::issuer::DEFAULT_DIR)]
+    state_dir: std::path::PathBuf,
     /// DynamoDB endpoint for `--store dynamodb` (moto, DynamoDB Local); the tables are
     /// created there when missing, with dummy credentials. Without it, real AWS with
     /// credentials and region from the environment.
@@ -443,6 +555,7 @@ impl ServeArgs {
             stage: self.stage.clone(),
             idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
             max_connection_age: Duration::from_secs(self.max_age.max(1)),
+            state_dir: self.state_dir.clone(),
             ..LocalConfig::default()
         }
     }

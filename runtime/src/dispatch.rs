@@ -160,6 +160,24 @@ impl Dispatcher {
     }
 
     async fn message(&self, req: Arc<WsRequest>, route_key: &str) -> Outcome {
+        if self.services.close_on_token_expiry {
+            let now = req.event().request_context.request_time_epoch / 1000;
+            if token_expiry(req.identity()).is_some_and(|exp| exp < now) {
+                // API Gateway checks the token only at $connect: close the connection
+                // now that it has expired.
+                if let Err(e) = self.services.client.delete(req.connection_id()).await {
+                    tracing::debug!(error = %e, "closing a connection with an expired token");
+                }
+                return Outcome::failed(
+                    WsError::new(
+                        "token_expired",
+                        "your token expired: reconnect with a fresh one",
+                    )
+                    .with_status(401),
+                    route_key,
+                );
+            }
+        }
         let Some(route) = self.services.registry.get(route_key) else {
             return Outcome::failed(
                 WsError::unknown_route(format!(
@@ -196,7 +214,9 @@ async fn run(route: &Route, req: Arc<WsRequest>) -> Result<Option<Frame>, WsErro
     }
 }
 
-/// The subprotocol a `$connect` echoes: the first one the client offered.
+/// The subprotocol a `$connect` echoes: the first one the client offered that is not a
+/// token (browsers pass tokens as a subprotocol, and it should not be echoed), else the
+/// first one.
 fn chosen_subprotocol(req: &WsRequest) -> Option<&str> {
     let value = req
         .event()
@@ -204,7 +224,19 @@ fn chosen_subprotocol(req: &WsRequest) -> Option<&str> {
         .get("sec-websocket-protocol")?
         .to_str()
         .ok()?;
-    value.split(',').map(str::trim).find(|p| !p.is_empty())
+    let offered = || value.split(',').map(str::trim).filter(|p| !p.is_empty());
+    offered()
+        .find(|p| !crate::jwt::looks_like_jwt(p))
+        .or_else(|| offered().next())
+}
+
+/// When the connection's token expires, from the authorizer context's `expiresAt`
+/// (epoch seconds).
+pub(crate) fn token_expiry(identity: &crate::identity::Identity) -> Option<i64> {
+    identity.claim("expiresAt").and_then(|v| {
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    })
 }
 
 fn record_for(req: &WsRequest) -> ConnectionRecord {

@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `ws:$connect`, `ws:$disconnect`, `ws:$default`, `ws:<route>` | `ApiGatewayWebsocketProxyRequest` | dispatch, DynamoDB bookkeeping, `@connections` sends |
 //! | `ws:authorizer` | `ApiGatewayCustomAuthorizerRequestTypeRequest` | the app's `$connect` authorizer |
+//! | `cognito:pre-signup` | `CognitoEventUserPoolsPreSignup` | auto-confirms new users when `SWITCHBOARD_AUTO_CONFIRM_USERS=true` |
 //!
 //! Configuration comes from environment variables the deploy program sets; everything
 //! missing is reported at once, at cold start, as a Lambda init error.
@@ -19,6 +20,7 @@ use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
     ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
 };
+use aws_lambda_events::cognito::CognitoEventUserPoolsPreSignup;
 use aws_lambda_events::encodings::Body;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,6 +31,7 @@ use crate::aws::connections::ManagementApi;
 use crate::aws::dynamodb::{DynamoStore, TableNames};
 use crate::aws::{AwsSettings, ConfigError, env, required};
 use crate::dispatch::Dispatcher;
+use crate::jwt::{self, JwtAuthorizer};
 use crate::registry::Registry;
 
 /// Variables `lambda_runtime` itself needs (it panics without them; we check first).
@@ -49,7 +52,13 @@ pub enum Role {
     Route(&'static str),
     /// The `$connect` REQUEST authorizer (`ws:authorizer`).
     Authorizer,
+    /// Cognito's pre-sign-up trigger (`cognito:pre-signup`).
+    PreSignup,
 }
+
+/// Set to `true` on a stage whose new users are confirmed without a code (off in prod by
+/// default: the deploy program sets it from the stack's `autoConfirmUsers`).
+pub const AUTO_CONFIRM_USERS: &str = "SWITCHBOARD_AUTO_CONFIRM_USERS";
 
 /// Why Lambda mode cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -86,13 +95,16 @@ pub fn known_roles(registry: &Registry) -> Vec<String> {
         .map(|r| format!("ws:{}", r.def.key))
         .collect();
     roles.push("ws:authorizer".to_owned());
+    roles.push("cognito:pre-signup".to_owned());
     roles
 }
 
 /// Parses a handler string against the registry.
 pub fn parse_role(handler: &str, registry: &Registry) -> Result<Role, LambdaError> {
-    if handler == "ws:authorizer" {
-        return Ok(Role::Authorizer);
+    match handler {
+        "ws:authorizer" => return Ok(Role::Authorizer),
+        "cognito:pre-signup" => return Ok(Role::PreSignup),
+        _ => {}
     }
     if let Some(route) = handler
         .strip_prefix("ws:")
@@ -167,12 +179,41 @@ async fn start(app: &App) -> Result<(), LambdaError> {
     let registry = app.registry()?;
     match parse_role(&handler, &registry)? {
         Role::Authorizer => {
-            let authorizer = app.authorizer_ref();
+            // Cognito (or any OIDC issuer) when configured; built once, so the JWKS
+            // cache lives as long as the container.
+            let authorizer: Arc<dyn Authorizer> = if std::env::var_os(jwt::env::ISSUER).is_some() {
+                Arc::new(JwtAuthorizer::from_env()?)
+            } else {
+                match app.lambda_authorizer() {
+                    Some(a) => a,
+                    None => {
+                        return Err(ConfigError {
+                            problems: vec![format!(
+                                "{} is not set (the user pool's issuer, https://cognito-idp.{{region}}.amazonaws.com/{{poolId}})",
+                                jwt::env::ISSUER
+                            )],
+                        }
+                        .into());
+                    }
+                }
+            };
             let allowed = std::env::var(ALLOW_DEV_AUTH).is_ok_and(|v| v == "true");
             if authorizer.is_development() && !allowed {
                 return Err(LambdaError::DevAuthorizer);
             }
             serve_authorizer(authorizer).await
+        }
+        Role::PreSignup => {
+            let auto_confirm = std::env::var(AUTO_CONFIRM_USERS).is_ok_and(|v| v == "true");
+            tracing::info!(auto_confirm, "serving the Cognito pre-sign-up trigger");
+            let handler = service_fn(
+                move |event: LambdaEvent<CognitoEventUserPoolsPreSignup>| async move {
+                    Ok::<_, Diagnostic>(pre_signup(auto_confirm, event.payload))
+                },
+            );
+            lambda_runtime::run(handler)
+                .await
+                .map_err(|e| LambdaError::Runtime(e.to_string()))
         }
         Role::Route(key) => {
             let config = RouteConfig::from_env()?;
@@ -315,6 +356,24 @@ pub async fn handle_authorizer(
             })
         }
     }
+}
+
+/// Cognito's pre-sign-up trigger: with `auto_confirm`, the user is confirmed without a
+/// code and a given email counts as verified; without it the event passes unchanged.
+pub fn pre_signup(
+    auto_confirm: bool,
+    mut event: CognitoEventUserPoolsPreSignup,
+) -> CognitoEventUserPoolsPreSignup {
+    if auto_confirm {
+        event.response.auto_confirm_user = true;
+        if event.request.user_attributes.contains_key("email") {
+            event.response.auto_verify_email = true;
+        }
+        if event.request.user_attributes.contains_key("phone_number") {
+            event.response.auto_verify_phone = true;
+        }
+    }
+    event
 }
 
 /// Posts an init error to the Runtime API (`lambda_runtime` offers no public call for

@@ -39,6 +39,7 @@ pub mod dispatch;
 pub mod extract;
 pub mod handler;
 pub mod identity;
+pub mod jwt;
 pub mod lambda;
 pub mod local;
 pub mod manifest;

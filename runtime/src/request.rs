@@ -82,6 +82,8 @@ pub struct Services {
     pub selection: RouteSelection,
     /// Fan-out settings.
     pub send: SendSettings,
+    /// Close connections whose token (`expiresAt` in the authorizer context) expired.
+    pub close_on_token_expiry: bool,
 }
 
 impl std::fmt::Debug for Services {

@@ -321,7 +321,7 @@ fn stale_record(connection_id: &str) -> ConnectionRecord {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_get_delete_round_trip_on_real_sockets() {
-    let gw = gateway(App::new()).await;
+    let gw = gateway(App::new().dev_auth()).await;
     let api = api_for(&gw.management_url());
     assert_eq!(api.endpoint(), Some(gw.management_url().as_str()));
 
@@ -441,7 +441,7 @@ async fn post_get_delete_round_trip_on_real_sockets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_stage_is_forbidden() {
-    let gw = gateway(App::new()).await;
+    let gw = gateway(App::new().dev_auth()).await;
     let mut ws = connect(&gw, "bob").await;
     let id = whoami_of(&mut ws).await;
     let wrong = format!("{}/prod", gw.http_url());
@@ -522,7 +522,7 @@ async fn fanout_to_500_connections_with_stale_cleanup() {
     const STALE: usize = 50;
     let started = Instant::now();
     let store = Shared::default();
-    let gw = gateway(App::new().store(store.clone())).await;
+    let gw = gateway(App::new().dev_auth().store(store.clone())).await;
 
     let mut clients: Vec<Ws> = futures_util::stream::iter(0..N)
         .map(|i| {

@@ -97,6 +97,7 @@ async fn on_connect(ctx: Ctx) -> Result<(), WsError> {
 struct Recorder {
     posts: Mutex<Vec<(String, String)>>,
     gone: Mutex<HashSet<String>>,
+    deleted: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -113,7 +114,8 @@ impl ConnectionsClient for Recorder {
         Err(PostError::Gone(id.to_owned()))
     }
     async fn delete(&self, id: &str) -> Result<(), PostError> {
-        Err(PostError::Gone(id.to_owned()))
+        self.deleted.lock().unwrap().push(id.to_owned());
+        Ok(())
     }
 }
 
@@ -463,5 +465,47 @@ fn manifest_lists_routes_with_capabilities() {
             .as_str()
             .unwrap()
             .ends_with("Counter")
+    );
+}
+
+#[tokio::test]
+async fn expired_tokens_close_the_connection() {
+    let (dispatcher, recorder) = setup();
+    let mut e = message("ping", r#"{"action":"ping"}"#);
+    let now = e.request_context.request_time_epoch / 1000;
+    e.request_context
+        .authorizer
+        .fields
+        .insert("expiresAt".to_owned(), json!(now - 1));
+    let outcome = dispatcher.dispatch(e).await;
+    assert_eq!(body_json(&outcome)["error"]["code"], "token_expired");
+    assert_eq!(
+        *recorder.deleted.lock().unwrap(),
+        vec!["N5OsJdBsIAMCJ_Q=".to_owned()]
+    );
+
+    let mut e = message("ping", r#"{"action":"ping"}"#);
+    e.request_context
+        .authorizer
+        .fields
+        .insert("expiresAt".to_owned(), json!(now + 60));
+    let outcome = dispatcher.dispatch(e).await;
+    assert_eq!(body_json(&outcome), json!({"action": "pong"}));
+}
+
+#[tokio::test]
+async fn a_token_offered_as_subprotocol_is_not_echoed() {
+    let (dispatcher, _) = setup();
+    let mut e = event(CONNECT);
+    e.headers.insert(
+        "sec-websocket-protocol",
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln, switchboard"
+            .parse()
+            .unwrap(),
+    );
+    let outcome = dispatcher.dispatch(e).await;
+    assert_eq!(
+        outcome.headers,
+        vec![("Sec-WebSocket-Protocol", "switchboard".to_owned())]
     );
 }

@@ -174,6 +174,7 @@ fn def(
 /// This file's routes, and nothing from the global registry.
 fn app(rec: &Recorder) -> App {
     App::new()
+        .dev_auth()
         .with_routes([
             def("$connect", RouteKind::Connect, "on_connect", || {
                 erase(on_connect)

@@ -124,7 +124,10 @@ async fn a_send_to_a_gone_connection_removes_that_record_only() {
 
 #[tokio::test]
 async fn refusals_and_subprotocols() {
-    let gw = chat_app::app().test_gateway().expect("test gateway");
+    let gw = chat_app::app()
+        .dev_auth()
+        .test_gateway()
+        .expect("test gateway");
     match gw.connect_with("", HeaderMap::new()).await {
         Err(TestError::Refused { status, .. }) => assert_eq!(status, 401),
         other => panic!("expected 401, got {other:?}"),
@@ -161,4 +164,37 @@ async fn backend_posts_reach_the_connection() {
         matches!(err, switchboard::backend::PostError::Gone(_)),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn tokens_from_the_local_issuer() {
+    let gw = chat_app::app().test_gateway().expect("test gateway");
+    // Signed in with a real token: the identity comes from its claims.
+    let a = gw.connect("erin").await.unwrap();
+    assert_eq!(a.identity().username(), "erin");
+    assert_eq!(
+        a.identity().claim("authMethod"),
+        Some(&serde_json::json!("jwt"))
+    );
+    // A token for another user, tampered with: refused before a connection exists.
+    let token = gw.token("frank", &["admins"]).unwrap();
+    let last = if token.ends_with('x') { 'y' } else { 'x' };
+    let forged = format!("{}{last}", &token[..token.len() - 1]);
+    match gw
+        .connect_with(&format!("token={forged}"), HeaderMap::new())
+        .await
+    {
+        Err(TestError::Refused { status, .. }) => assert_eq!(status, 403),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    let f = gw
+        .connect_with(&format!("token={token}"), HeaderMap::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        f.identity().claim("groups"),
+        Some(&serde_json::json!("admins"))
+    );
+    a.close().await;
+    f.close().await;
 }

@@ -50,16 +50,21 @@ fn ws_event(route: &str) -> Value {
     })
 }
 
-fn authorizer_event() -> Value {
+fn authorizer_event(token: &str) -> Value {
     json!({
         "type": "REQUEST",
         "methodArn": "arn:aws:execute-api:us-east-1:000000000000:abcdef1234/ws/$connect",
-        "headers": {}, "queryStringParameters": {"user": "alice"},
+        "headers": {}, "queryStringParameters": {"token": token},
         "requestContext": {"stage": "ws", "apiId": "abcdef1234", "requestId": "x"}
     })
 }
 
-async fn cold_start(binary: &PathBuf, role: &str, event: &Value) -> Result<Duration, String> {
+async fn cold_start(
+    binary: &PathBuf,
+    role: &str,
+    event: &Value,
+    issuer: &str,
+) -> Result<Duration, String> {
     let api = FakeRuntimeApi::start().await.map_err(|e| e.to_string())?;
     // Queue first, so the measurement is process start -> first answer.
     let id = api.enqueue(event);
@@ -74,7 +79,8 @@ async fn cold_start(binary: &PathBuf, role: &str, event: &Value) -> Result<Durat
         .env("SWITCHBOARD_ROOMS_TABLE", "bench-rooms")
         .env("SWITCHBOARD_MANAGEMENT_ENDPOINT", "http://127.0.0.1:9")
         .env("SWITCHBOARD_DYNAMODB_ENDPOINT", "http://127.0.0.1:9")
-        .env("SWITCHBOARD_ALLOW_DEV_AUTH", "true")
+        .env("SWITCHBOARD_JWT_ISSUER", issuer)
+        .env("SWITCHBOARD_JWT_AUDIENCE", switchboard::app::LOCAL_AUDIENCE)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -117,15 +123,46 @@ async fn main() -> std::process::ExitCode {
         "{:<16} {:>10} {:>10} {:>10}",
         "role", "min ms", "p50 ms", "max ms"
     );
+    // A local gateway's token issuer stands in for Cognito: the authorizer's cold start
+    // includes fetching its JWKS over loopback.
+    let state_dir = std::env::temp_dir().join("switchboard-lambda-bench");
+    let gw = match chat_app::app()
+        .serve_local(switchboard::local::LocalConfig {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            state_dir: state_dir.clone(),
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(gw) => gw,
+        Err(e) => {
+            eprintln!("error: local gateway: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let issuer_url = format!("{}/local", gw.http_url());
+    let token = match switchboard::local::issuer::LocalIssuer::load_or_create(
+        &state_dir,
+        issuer_url.clone(),
+        switchboard::app::LOCAL_AUDIENCE,
+    )
+    .and_then(|i| i.issue(&switchboard::local::issuer::TokenRequest::new("alice")))
+    {
+        Ok(t) => t.id_token,
+        Err(e) => {
+            eprintln!("error: token: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let roles: [(&str, Value); 3] = [
         ("ws:ping", ws_event("ping")),
         ("ws:$default", ws_event("$default")),
-        ("ws:authorizer", authorizer_event()),
+        ("ws:authorizer", authorizer_event(&token)),
     ];
     for (role, event) in &roles {
         let mut times = Vec::with_capacity(RUNS);
         for _ in 0..RUNS {
-            match cold_start(&binary, role, event).await {
+            match cold_start(&binary, role, event, &issuer_url).await {
                 Ok(t) => times.push(t),
                 Err(e) => {
                     eprintln!("error: {e}");

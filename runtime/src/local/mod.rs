@@ -10,6 +10,7 @@
 mod core;
 mod hub;
 pub mod ids;
+pub mod issuer;
 mod mgmt;
 mod ws;
 
@@ -57,6 +58,8 @@ pub struct LocalConfig {
     pub max_in_flight: usize,
     /// How long a write to a client may block before the connection is dropped.
     pub write_timeout: Duration,
+    /// Where the local token issuer keeps its key (`.switchboard/`).
+    pub state_dir: std::path::PathBuf,
 }
 
 impl Default for LocalConfig {
@@ -72,6 +75,7 @@ impl Default for LocalConfig {
             outbound_buffer: 1024,
             max_in_flight: 64,
             write_timeout: Duration::from_secs(10),
+            state_dir: std::path::PathBuf::from(issuer::DEFAULT_DIR),
         }
     }
 }
@@ -107,14 +111,17 @@ impl std::fmt::Debug for LocalGateway {
 }
 
 impl LocalGateway {
-    pub(crate) async fn start(gateway: Arc<Gateway>) -> Result<Self, GatewayError> {
-        let addr = gateway.config.addr;
-        let listener = listen(addr).map_err(|source| GatewayError::Bind { addr, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| GatewayError::Bind { addr, source })?;
+    pub(crate) fn start(
+        gateway: Arc<Gateway>,
+        listener: Listening,
+        issuer: Option<Arc<issuer::LocalIssuer>>,
+    ) -> Result<Self, GatewayError> {
+        let Listening { listener, addr } = listener;
         gateway.set_domain(addr);
-        let router = router(Arc::clone(&gateway));
+        let mut router = router(Arc::clone(&gateway));
+        if let Some(issuer) = issuer {
+            router = router.merge(issuer::routes(issuer));
+        }
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let service = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -201,10 +208,32 @@ impl LocalGateway {
     }
 }
 
+/// A bound listener and its address (known before the gateway is built, so the local
+/// issuer can name itself after it).
+pub(crate) struct Listening {
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl Listening {
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// Binds `addr` for the local gateway.
+pub(crate) fn listen(addr: SocketAddr) -> Result<Listening, GatewayError> {
+    let listener = listen_deep(addr).map_err(|source| GatewayError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| GatewayError::Bind { addr, source })?;
+    Ok(Listening { listener, addr })
+}
+
 /// Binds with a deep accept queue: `TcpListener::bind` listens with a backlog of 128,
 /// and a burst of simultaneous upgrades overflowing it waits for the kernel's 1 s SYN
 /// retry.
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+fn listen_deep(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {

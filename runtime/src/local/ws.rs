@@ -146,6 +146,15 @@ where
     let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
 
     let age_deadline = Instant::now() + cfg.max_connection_age;
+    // A token that expires before the maximum age closes the connection at its expiry.
+    let token_deadline = crate::dispatch::token_expiry(&live.identity)
+        .filter(|_| gateway.dispatcher.services().close_on_token_expiry)
+        .map(|exp| {
+            let left = exp.saturating_mul(1000).saturating_sub(now_ms()).max(0);
+            Instant::now() + Duration::from_millis(u64::try_from(left).unwrap_or(0))
+        });
+    let token_expired = sleep_until(token_deadline.unwrap_or(age_deadline));
+    tokio::pin!(token_expired);
     let max_age = sleep_until(age_deadline);
     tokio::pin!(max_age);
     let idle = sleep(cfg.idle_timeout);
@@ -160,6 +169,9 @@ where
             (code, reason) = live.close.requested() => break End::Server(code, reason),
             () = &mut max_age => break End::Server(1001, "Going away: maximum connection age".to_owned()),
             () = &mut idle => break End::Server(1001, "Going away: idle timeout".to_owned()),
+            () = &mut token_expired, if token_deadline.is_some() => {
+                break End::Server(1008, "Token expired".to_owned());
+            }
             Some(frame) = rx.recv() => {
                 let mut batch = vec![frame];
                 while batch.len() < 64 {

@@ -21,6 +21,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::backend::{ConnectionStore, ConnectionsClient};
+use crate::local::issuer::{LocalIssuer, TokenRequest};
 use crate::local::{Gateway, Live, UpgradeRequest};
 use crate::response::Frame;
 
@@ -46,6 +47,9 @@ pub enum TestError {
     /// The connection is closed.
     #[error("the connection is closed")]
     Closed,
+    /// The local issuer refused to sign in.
+    #[error("sign-in failed: {0}")]
+    SignIn(String),
     /// A frame was not the JSON the test expected.
     #[error("frame is not JSON: {0}")]
     NotJson(String),
@@ -54,6 +58,7 @@ pub enum TestError {
 /// An in-process gateway over the app's routes.
 pub struct TestGateway {
     gateway: Arc<Gateway>,
+    issuer: Option<Arc<LocalIssuer>>,
 }
 
 impl std::fmt::Debug for TestGateway {
@@ -63,14 +68,29 @@ impl std::fmt::Debug for TestGateway {
 }
 
 impl TestGateway {
-    pub(crate) fn new(gateway: Arc<Gateway>) -> Self {
-        Self { gateway }
+    pub(crate) fn new(gateway: Arc<Gateway>, issuer: Option<Arc<LocalIssuer>>) -> Self {
+        Self { gateway, issuer }
     }
 
-    /// Connects as `username` (the development authorizer's `?user=`).
+    /// Connects as `username`: with a token from the local issuer (`?token=`), or with
+    /// the development authorizer's `?user=`.
     pub async fn connect(&self, username: &str) -> Result<TestConnection, TestError> {
-        let query = format!("user={}", encode(username));
+        let query = match &self.issuer {
+            Some(_) => format!("token={}", self.token(username, &[])?),
+            None => format!("user={}", encode(username)),
+        };
         self.connect_with(&query, HeaderMap::new()).await
+    }
+
+    /// An id token for `username` (in `groups`) from the local issuer.
+    pub fn token(&self, username: &str, groups: &[&str]) -> Result<String, TestError> {
+        let issuer = self.issuer.as_ref().ok_or_else(|| {
+            TestError::SignIn("this gateway has no local issuer (dev or custom auth)".to_owned())
+        })?;
+        issuer
+            .issue(&TokenRequest::new(username).groups(groups.iter().copied()))
+            .map(|t| t.id_token)
+            .map_err(|e| TestError::SignIn(e.to_string()))
     }
 
     /// Connects with a raw query string and headers, as a client's upgrade would.
