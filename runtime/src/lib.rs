@@ -43,6 +43,7 @@ pub mod jwt;
 pub mod lambda;
 pub mod local;
 pub mod manifest;
+pub mod queue;
 pub mod registry;
 pub mod request;
 pub mod response;

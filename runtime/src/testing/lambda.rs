@@ -6,12 +6,12 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use switchboard::testing::lambda::FakeRuntimeApi;
 //! let api = FakeRuntimeApi::start().await?;
-//! let mut child = tokio::process::Command::new("target/debug/chat-app")
+//! let mut child = std::process::Command::new("target/debug/chat-app")
 //!     .envs(api.function_env("ws:ping"))
 //!     .env("AWS_REGION", "us-east-1")
-//!     .kill_on_drop(true)
 //!     .spawn()?;
 //! let answer = api.invoke(&serde_json::json!({"requestContext": {}})).await?;
+//! child.kill()?;
 //! # Ok(()) }
 //! ```
 
