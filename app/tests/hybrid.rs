@@ -18,12 +18,8 @@ const WAIT: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 async fn local_gateway_on_dynamodb() {
-    let moto = match std::env::var("SWITCHBOARD_TEST_MOTO") {
-        Ok(url) => url,
-        Err(_) if std::env::var("SWITCHBOARD_SKIP_MOTO").is_ok() => return,
-        Err(_) => panic!(
-            "SWITCHBOARD_TEST_MOTO is not set: start moto with `eval \"$(bash scripts/moto.sh start)\"`"
-        ),
+    let Some(moto) = switchboard::testing::moto_endpoint("local_gateway_on_dynamodb") else {
+        return;
     };
     let stage = format!("hybrid{}", switchboard::local::ids::new_api_id());
     let mut child = Command::new(env!("CARGO_BIN_EXE_chat-app"))

@@ -67,19 +67,6 @@ impl Runtime {
     }
 }
 
-fn moto() -> Option<String> {
-    match std::env::var("SWITCHBOARD_TEST_MOTO") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("SWITCHBOARD_SKIP_MOTO").is_ok() => {
-            eprintln!("SWITCHBOARD_SKIP_MOTO set: skipping a moto test");
-            None
-        }
-        Err(_) => panic!(
-            "SWITCHBOARD_TEST_MOTO is not set: start moto with `eval \"$(bash scripts/moto.sh start)\"` (or set SWITCHBOARD_SKIP_MOTO=1)"
-        ),
-    }
-}
-
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", switchboard::local::ids::new_api_id())
 }
@@ -139,7 +126,9 @@ async fn recv_json(
 
 #[tokio::test]
 async fn websocket_roles_process_events_end_to_end() {
-    let Some(moto) = moto() else { return };
+    let Some(moto) = switchboard::testing::moto_endpoint("websocket_roles") else {
+        return;
+    };
     let tables = TableNames::for_app(&unique("lambda"), "test");
     let store = DynamoStore::from_settings(&AwsSettings::local(&moto), tables.clone());
     store.create_tables().await.unwrap();

@@ -40,30 +40,11 @@ use switchboard::auth::{self, Authorizer, Decision};
 use switchboard::aws::{AwsSettings, http_client};
 use switchboard::jwt::{JwtAuthorizer, JwtConfig, JwtError, JwtVerifier, TokenUse};
 
-const MOTO_ENV: &str = "SWITCHBOARD_TEST_MOTO";
-const SKIP_ENV: &str = "SWITCHBOARD_SKIP_MOTO";
 const REGION: &str = "us-east-1";
 const PASSWORD: &str = "Correct-Horse-9-Battery!";
 const ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:api/ws/$connect";
 
-/// The moto endpoint; `None` (skip) only when `SWITCHBOARD_SKIP_MOTO=1`.
-fn moto_endpoint(test: &str) -> Option<String> {
-    if let Ok(endpoint) = std::env::var(MOTO_ENV)
-        && !endpoint.trim().is_empty()
-    {
-        return Some(endpoint.trim().trim_end_matches('/').to_owned());
-    }
-    if std::env::var(SKIP_ENV).is_ok_and(|v| v.trim() == "1") {
-        eprintln!("note: {test} skipped: {SKIP_ENV}=1 and {MOTO_ENV} is not set");
-        return None;
-    }
-    panic!(
-        "{MOTO_ENV} is not set: the Cognito tests need a moto server. Start one from the \
-         repository root with\n\n    eval \"$(bash scripts/moto.sh start)\"\n\nwhich \
-         exports {MOTO_ENV} (stop it with `bash scripts/moto.sh stop`), or set \
-         {SKIP_ENV}=1 to skip these tests."
-    );
-}
+use switchboard::testing::moto_endpoint;
 
 /// A Cognito client for moto, built like `switchboard::aws::dynamodb_client`.
 fn cognito_client(endpoint: &str) -> Client {

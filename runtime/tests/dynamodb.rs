@@ -29,27 +29,7 @@ use switchboard::backend::memory::MemoryStore;
 use switchboard::backend::{ConnectionStore, Member, RoomSummary, StoreError};
 use switchboard::dispatch::{MAX_CONNECTION_AGE_SECS, RECORD_TTL_MARGIN_SECS};
 
-const MOTO_ENV: &str = "SWITCHBOARD_TEST_MOTO";
-const SKIP_ENV: &str = "SWITCHBOARD_SKIP_MOTO";
-
-/// The moto endpoint; `None` (skip) only when `SWITCHBOARD_SKIP_MOTO=1`.
-fn moto_endpoint(test: &str) -> Option<String> {
-    if let Ok(endpoint) = std::env::var(MOTO_ENV)
-        && !endpoint.trim().is_empty()
-    {
-        return Some(endpoint.trim().to_owned());
-    }
-    if std::env::var(SKIP_ENV).is_ok_and(|v| v.trim() == "1") {
-        eprintln!("note: {test} skipped: {SKIP_ENV}=1 and {MOTO_ENV} is not set");
-        return None;
-    }
-    panic!(
-        "{MOTO_ENV} is not set: the DynamoDB tests need a moto server. Start one from the \
-         repository root with\n\n    eval \"$(bash scripts/moto.sh start)\"\n\nwhich \
-         exports {MOTO_ENV} (stop it with `bash scripts/moto.sh stop`), or set \
-         {SKIP_ENV}=1 to skip these tests."
-    );
-}
+use switchboard::testing::moto_endpoint;
 
 /// One DynamoDB call, as the SDK was asked to make it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -37,27 +37,7 @@ use switchboard::queue::{
     OutgoingMessage, Queue, QueueError, QueueSettings, QueueStats, dead_letter_queue_name,
 };
 
-const MOTO_ENV: &str = "SWITCHBOARD_TEST_MOTO";
-const SKIP_ENV: &str = "SWITCHBOARD_SKIP_MOTO";
-
-/// The moto endpoint; `None` (skip) only when `SWITCHBOARD_SKIP_MOTO=1`.
-fn moto_endpoint(test: &str) -> Option<String> {
-    if let Ok(endpoint) = std::env::var(MOTO_ENV)
-        && !endpoint.trim().is_empty()
-    {
-        return Some(endpoint.trim().to_owned());
-    }
-    if std::env::var(SKIP_ENV).is_ok_and(|v| v.trim() == "1") {
-        eprintln!("note: {test} skipped: {SKIP_ENV}=1 and {MOTO_ENV} is not set");
-        return None;
-    }
-    panic!(
-        "{MOTO_ENV} is not set: the SQS tests need a moto server. Start one from the \
-         repository root with\n\n    eval \"$(bash scripts/moto.sh start)\"\n\nwhich \
-         exports {MOTO_ENV} (stop it with `bash scripts/moto.sh stop`), or set \
-         {SKIP_ENV}=1 to skip these tests."
-    );
-}
+use switchboard::testing::moto_endpoint;
 
 /// A prefix no other test (or earlier run against the same server) uses.
 fn unique_prefix() -> String {
