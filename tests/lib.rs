@@ -380,18 +380,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Percent-encodes a path segment (everything but unreserved characters).
-pub fn encode_segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
+pub use switchboard::testing::encode_segment;
 
 /// The connection records the gateway's store holds (`GET /local/connections`).
 pub async fn store_records(gw: &LocalGateway) -> Vec<Value> {

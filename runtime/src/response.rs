@@ -49,9 +49,7 @@ impl Frame {
     /// Data received from the `@connections` API or a queue: text when it is UTF-8
     /// (which is what API Gateway sends for JSON), binary otherwise.
     pub fn from_bytes(bytes: Bytes) -> Self {
-        if std::str::from_utf8(&bytes).is_err() {
-            return Self(Repr::Binary(bytes));
-        }
+        // One validation; the clone is a reference count.
         match Utf8Bytes::try_from(bytes.clone()) {
             Ok(text) => Self(Repr::Text(text)),
             Err(_) => Self(Repr::Binary(bytes)),

@@ -22,6 +22,27 @@ pub fn new_api_id() -> String {
         .collect()
 }
 
+/// 16 bytes as a UUID string of the given version (`0x40` random, `0x80` custom), with
+/// the RFC 4122 variant bits set.
+pub fn uuid_from_bytes(mut bytes: [u8; 16], version: u8) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | version;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// A random (version 4) UUID.
+pub fn random_uuid() -> String {
+    uuid_from_bytes(rand::random(), 0x40)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -374,7 +374,7 @@ impl LocalIssuer {
         id.insert("auth_time".into(), json!(now));
         id.insert("iat".into(), json!(now));
         id.insert("exp".into(), json!(exp));
-        id.insert("jti".into(), json!(random_uuid()));
+        id.insert("jti".into(), json!(super::ids::random_uuid()));
 
         let mut access = Map::new();
         access.insert("sub".into(), json!(sub));
@@ -389,7 +389,7 @@ impl LocalIssuer {
         access.insert("auth_time".into(), json!(now));
         access.insert("iat".into(), json!(now));
         access.insert("exp".into(), json!(exp));
-        access.insert("jti".into(), json!(random_uuid()));
+        access.insert("jti".into(), json!(super::ids::random_uuid()));
 
         Ok(TokenResponse {
             id_token: self.sign(&Value::Object(id))?,
@@ -459,26 +459,7 @@ fn subject(username: &str) -> String {
     let digest = Sha256::digest(format!("switchboard-local-issuer:sub:{username}"));
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
-    format_uuid(bytes, 0x80)
-}
-
-/// A random version-4 UUID.
-fn random_uuid() -> String {
-    format_uuid(rand::random(), 0x40)
-}
-
-fn format_uuid(mut bytes: [u8; 16], version: u8) -> String {
-    bytes[6] = (bytes[6] & 0x0f) | version;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    super::ids::uuid_from_bytes(bytes, 0x80)
 }
 
 fn parse_key(path: &Path, bytes: &[u8]) -> Result<RsaPrivateKey, IssuerError> {

@@ -336,19 +336,7 @@ impl MemoryQueue {
 
 /// A random (version 4) UUID, the shape of SQS message ids.
 fn message_id() -> String {
-    // Version nibble 4 (bits 76..80), variant bits 10 (bits 62..64).
-    let bits = (rand::random::<u128>() & !((0xF000u128 << 64) | (0xC000u128 << 48)))
-        | (0x4000u128 << 64)
-        | (0x8000u128 << 48);
-    let hex = format!("{bits:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    crate::local::ids::random_uuid()
 }
 
 #[async_trait]

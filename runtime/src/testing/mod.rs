@@ -106,7 +106,7 @@ impl TestGateway {
     pub async fn connect(&self, username: &str) -> Result<TestConnection, TestError> {
         let query = match &self.issuer {
             Some(_) => format!("token={}", self.token(username, &[])?),
-            None => format!("user={}", encode(username)),
+            None => format!("user={}", encode_segment(username)),
         };
         self.connect_with(&query, HeaderMap::new()).await
     }
@@ -279,7 +279,9 @@ impl TestConnection {
     }
 }
 
-fn encode(s: &str) -> String {
+/// Percent-encodes a query value or path segment (everything but RFC 3986's unreserved
+/// characters), e.g. a connection id for an `@connections` path.
+pub fn encode_segment(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
