@@ -9,13 +9,19 @@
 //!                     with `$`, no whitespace or control characters
 //! OPTION           := "memory" "=" INT      // Lambda memory in MB, 128..=10240
 //!                   | "timeout" "=" INT     // Lambda timeout in seconds, 1..=900
+//!                   | "forward" "=" QUEUE   // forward the message once the handler succeeds
+//!                   | "queues" "=" "[" QUEUE ("," QUEUE)* ","? "]"  // queues ctx.forward may use
+//! consumer-args    := QUEUE ( "," COPTION )* ","?                   // queue_consumer
+//! COPTION          := "memory" "=" INT | "timeout" "=" INT
+//!                   | "batch_size" "=" INT  // messages per invocation, 1..=10
+//! QUEUE            := string literal: 1 to 40 ASCII letters, digits, `-`, `_`
 //! ```
 
 use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitInt, LitStr, Token, UnOp};
+use syn::{Expr, ExprArray, ExprLit, ExprUnary, Ident, Lit, LitInt, LitStr, Token, UnOp};
 
 use crate::errors::Errors;
 
@@ -30,6 +36,8 @@ pub(crate) enum Kind {
     Disconnect,
     /// `#[ws_default]`: the `$default` route.
     Default,
+    /// `#[queue_consumer("queue")]`: a queue consumer.
+    Consumer,
 }
 
 impl Kind {
@@ -40,13 +48,14 @@ impl Kind {
             Self::Connect => "ws_connect",
             Self::Disconnect => "ws_disconnect",
             Self::Default => "ws_default",
+            Self::Consumer => "queue_consumer",
         }
     }
 
     /// The reserved route key this attribute handles, `None` for `ws_route`.
     pub(crate) fn reserved_key(self) -> Option<&'static str> {
         match self {
-            Self::Route => None,
+            Self::Route | Self::Consumer => None,
             Self::Connect => Some("$connect"),
             Self::Disconnect => Some("$disconnect"),
             Self::Default => Some("$default"),
@@ -56,7 +65,7 @@ impl Kind {
     /// The name of the matching `switchboard::RouteKind` variant.
     pub(crate) fn variant(self) -> &'static str {
         match self {
-            Self::Route => "Custom",
+            Self::Route | Self::Consumer => "Custom",
             Self::Connect => "Connect",
             Self::Disconnect => "Disconnect",
             Self::Default => "Default",
@@ -73,6 +82,37 @@ pub(crate) struct RouteArgs {
     pub(crate) memory_mb: Option<u32>,
     /// `timeout = N`, in seconds.
     pub(crate) timeout_secs: Option<u32>,
+    /// `batch_size = N` (consumers).
+    pub(crate) batch_size: Option<u32>,
+    /// `forward = "queue"` (routes).
+    pub(crate) forward: Option<LitStr>,
+    /// `queues = ["a", "b"]` (routes).
+    pub(crate) queues: Vec<LitStr>,
+}
+
+/// The longest logical queue name, in characters (matches the runtime's).
+pub(crate) const MAX_QUEUE_LEN: usize = 40;
+
+/// Checks a queue name; the error is the message to show on the literal.
+pub(crate) fn check_queue(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the queue name must not be empty".to_owned());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(format!(
+            "invalid queue name `{name}`: only ASCII letters, digits, `-` and `_` are allowed (found {c:?}); the deploy program adds the `.fifo` suffix itself"
+        ));
+    }
+    if name.len() > MAX_QUEUE_LEN {
+        return Err(format!(
+            "the queue name is {} characters long; at most {MAX_QUEUE_LEN} are allowed (the deployed SQS name adds the app, stage and `-dlq.fifo`)",
+            name.len()
+        ));
+    }
+    Ok(())
 }
 
 /// The longest route key API Gateway accepts, in characters.
@@ -94,8 +134,8 @@ struct OptionSpec {
     example: u32,
 }
 
-/// Every option the attributes accept.
-const OPTIONS: [OptionSpec; 2] = [
+/// Every integer option the attributes accept (`batch_size` only on consumers).
+const OPTIONS: [OptionSpec; 3] = [
     OptionSpec {
         name: "memory",
         what: "Lambda memory",
@@ -112,7 +152,27 @@ const OPTIONS: [OptionSpec; 2] = [
         max: 900,
         example: 10,
     },
+    OptionSpec {
+        name: "batch_size",
+        what: "the batch size",
+        unit: "messages",
+        min: 1,
+        max: 10,
+        example: 10,
+    },
 ];
+
+/// The `unknown option` message listing what `kind` accepts.
+fn known_options(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Consumer => {
+            "the known options are `memory = <MB>` (Lambda memory, 128..=10240), `timeout = <seconds>` (Lambda timeout, 1..=900) and `batch_size = <messages>` (1..=10)"
+        }
+        _ => {
+            "the known options are `memory = <MB>` (Lambda memory, 128..=10240), `timeout = <seconds>` (Lambda timeout, 1..=900), `forward = \"<queue>\"` and `queues = [\"<queue>\", ...]`"
+        }
+    }
+}
 
 /// One argument as written, before validation.
 enum RawArg {
@@ -147,6 +207,9 @@ impl RawArg {
             Kind::Route => {
                 "expected a route key string literal or an option (`memory = <MB>`, `timeout = <seconds>`)"
             }
+            Kind::Consumer => {
+                "expected a queue name string literal or an option (`batch_size = <n>`, `memory = <MB>`, `timeout = <seconds>`)"
+            }
             _ => "expected an option (`memory = <MB>`, `timeout = <seconds>`)",
         }))
     }
@@ -160,6 +223,7 @@ pub(crate) fn parse_args(kind: Kind, tokens: TokenStream) -> syn::Result<RouteAr
     // `parse_terminated_with` takes a `fn`, so no closure capturing `kind`.
     let parse_one: fn(ParseStream<'_>) -> syn::Result<RawArg> = match kind {
         Kind::Route => |input| RawArg::parse(input, Kind::Route),
+        Kind::Consumer => |input| RawArg::parse(input, Kind::Consumer),
         _ => |input| RawArg::parse(input, Kind::Connect),
     };
     let parser = |input: ParseStream<'_>| {
@@ -177,6 +241,8 @@ fn validate(kind: Kind, args: Punctuated<RawArg, Token![,]>) -> syn::Result<Rout
     let mut key_seen = false;
     let mut values: [Option<u32>; OPTIONS.len()] = [None; OPTIONS.len()];
     let mut seen: [bool; OPTIONS.len()] = [false; OPTIONS.len()];
+    let mut forward: Option<LitStr> = None;
+    let mut queues: Option<Vec<LitStr>> = None;
 
     for (index, arg) in args.into_iter().enumerate() {
         match arg {
@@ -199,10 +265,22 @@ fn validate(kind: Kind, args: Punctuated<RawArg, Token![,]>) -> syn::Result<Rout
                 } else {
                     key_seen = true;
                     match lit {
-                        Lit::Str(lit) => match check_key(&lit.value()) {
-                            Ok(()) => key = Some(lit),
-                            Err(message) => errors.spanned(&lit, message),
-                        },
+                        Lit::Str(lit) => {
+                            let checked = match kind {
+                                Kind::Consumer => check_queue(&lit.value()),
+                                _ => check_key(&lit.value()),
+                            };
+                            match checked {
+                                Ok(()) => key = Some(lit),
+                                Err(message) => errors.spanned(&lit, message),
+                            }
+                        }
+                        other if kind == Kind::Consumer => errors.spanned(
+                            &other,
+                            format!(
+                                "the queue name must be a string literal, e.g. `#[{attr}(\"orders\")]`"
+                            ),
+                        ),
                         other => errors.spanned(
                             &other,
                             format!(
@@ -214,12 +292,54 @@ fn validate(kind: Kind, args: Punctuated<RawArg, Token![,]>) -> syn::Result<Rout
             }
             RawArg::Option { name, value } => {
                 let name_str = name.unraw().to_string();
-                let Some(slot) = OPTIONS.iter().position(|o| o.name == name_str) else {
+                if kind != Kind::Consumer && (name_str == "forward" || name_str == "queues") {
+                    let slot_taken = if name_str == "forward" {
+                        forward.is_some()
+                    } else {
+                        queues.is_some()
+                    };
+                    if slot_taken {
+                        errors.spanned(
+                            &name,
+                            format!("duplicate option `{name_str}`: it is already set earlier in this attribute"),
+                        );
+                        continue;
+                    }
+                    match (name_str.as_str(), value) {
+                        ("forward", Some(value)) => match queue_literal(&value) {
+                            Ok(lit) => forward = Some(lit),
+                            Err(e) => {
+                                errors.push(e);
+                                forward = Some(LitStr::new("", Span::call_site()));
+                            }
+                        },
+                        (_, Some(value)) => match queue_list(&value) {
+                            Ok(list) => queues = Some(list),
+                            Err(e) => {
+                                errors.push(e);
+                                queues = Some(Vec::new());
+                            }
+                        },
+                        (_, None) => errors.spanned(
+                            &name,
+                            if name_str == "forward" {
+                                "option `forward` needs a queue name, e.g. `forward = \"orders\"`"
+                            } else {
+                                "option `queues` needs a list of queue names, e.g. `queues = [\"orders\"]`"
+                            },
+                        ),
+                    }
+                    continue;
+                }
+                // `batch_size` is for consumers only.
+                let slot = OPTIONS
+                    .iter()
+                    .position(|o| o.name == name_str)
+                    .filter(|&i| OPTIONS[i].name != "batch_size" || kind == Kind::Consumer);
+                let Some(slot) = slot else {
                     errors.spanned(
                         &name,
-                        format!(
-                            "unknown option `{name_str}`: the known options are `memory = <MB>` (Lambda memory, 128..=10240) and `timeout = <seconds>` (Lambda timeout, 1..=900)"
-                        ),
+                        format!("unknown option `{name_str}`: {}", known_options(kind)),
                     );
                     continue;
                 };
@@ -256,21 +376,30 @@ fn validate(kind: Kind, args: Punctuated<RawArg, Token![,]>) -> syn::Result<Rout
             if !key_seen {
                 errors.at(
                     Span::call_site(),
-                    format!(
-                        "`#[{attr}]` needs a route key as its first argument, e.g. `#[{attr}(\"sendMessage\")]`"
-                    ),
+                    if kind == Kind::Consumer {
+                        format!(
+                            "`#[{attr}]` needs a queue name as its first argument, e.g. `#[{attr}(\"orders\")]`"
+                        )
+                    } else {
+                        format!(
+                            "`#[{attr}]` needs a route key as its first argument, e.g. `#[{attr}(\"sendMessage\")]`"
+                        )
+                    },
                 );
             }
             key
         }
     };
-    let [memory_mb, timeout_secs] = values;
+    let [memory_mb, timeout_secs, batch_size] = values;
     errors.finish(())?;
     match key {
         Some(key) => Ok(RouteArgs {
             key,
             memory_mb,
             timeout_secs,
+            batch_size,
+            forward,
+            queues: queues.unwrap_or_default(),
         }),
         // Unreachable: a missing or invalid key always pushed an error above.
         None => Err(syn::Error::new(Span::call_site(), "missing route key")),
@@ -304,6 +433,59 @@ pub(crate) fn check_key(key: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Reads `forward = "queue"`.
+fn queue_literal(value: &Expr) -> syn::Result<LitStr> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => {
+            check_queue(&lit.value()).map_err(|m| syn::Error::new_spanned(lit, m))?;
+            Ok(lit.clone())
+        }
+        other => Err(syn::Error::new_spanned(
+            other,
+            "`forward` expects a queue name string literal, e.g. `forward = \"orders\"`",
+        )),
+    }
+}
+
+/// Reads `queues = ["a", "b"]`: every problem reported, duplicates too.
+fn queue_list(value: &Expr) -> syn::Result<Vec<LitStr>> {
+    let Expr::Array(ExprArray { elems, .. }) = value else {
+        return Err(syn::Error::new_spanned(
+            value,
+            "`queues` expects a list of queue name string literals, e.g. `queues = [\"orders\", \"audit\"]`",
+        ));
+    };
+    let mut errors = Errors::default();
+    let mut out: Vec<LitStr> = Vec::new();
+    for elem in elems {
+        match errors.take(queue_literal(elem).map_err(|e| {
+            if matches!(
+                elem,
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(_),
+                    ..
+                })
+            ) {
+                e
+            } else {
+                syn::Error::new_spanned(
+                    elem,
+                    "`queues` expects queue name string literals, e.g. `queues = [\"orders\"]`",
+                )
+            }
+        })) {
+            Some(lit) if out.iter().any(|o| o.value() == lit.value()) => {
+                errors.spanned(&lit, format!("queue `{}` is listed twice", lit.value()))
+            }
+            Some(lit) => out.push(lit),
+            None => {}
+        }
+    }
+    errors.finish(out)
 }
 
 /// Reads an option's value: an unsuffixed integer literal within the option's range.
@@ -511,7 +693,7 @@ mod tests {
     fn unknown_option() {
         assert_eq!(
             one_error(Kind::Route, quote!("k", memroy = 512)),
-            "unknown option `memroy`: the known options are `memory = <MB>` (Lambda memory, 128..=10240) and `timeout = <seconds>` (Lambda timeout, 1..=900)"
+            "unknown option `memroy`: the known options are `memory = <MB>` (Lambda memory, 128..=10240), `timeout = <seconds>` (Lambda timeout, 1..=900), `forward = \"<queue>\"` and `queues = [\"<queue>\", ...]`"
         );
         // Keywords are option names too, as far as the error is concerned.
         let message = one_error(Kind::Connect, quote!(type = 1));
@@ -611,5 +793,77 @@ mod tests {
         let error = parse_args(Kind::Route, quote!("", memory = 1, timeout = 0)).unwrap_err();
         let rendered = error.into_compile_error().to_string();
         assert_eq!(rendered.matches("compile_error").count(), 3, "{rendered}");
+    }
+
+    #[test]
+    fn forward_and_queues() {
+        let args = parse_args(
+            Kind::Route,
+            quote!(
+                "placeOrder",
+                forward = "orders",
+                queues = ["audit", "mail_out"]
+            ),
+        )
+        .unwrap();
+        assert_eq!(args.forward.map(|l| l.value()).as_deref(), Some("orders"));
+        let queues: Vec<String> = args.queues.iter().map(LitStr::value).collect();
+        assert_eq!(queues, ["audit", "mail_out"]);
+    }
+
+    #[test]
+    fn bad_queue_options() {
+        assert!(
+            one_error(Kind::Route, quote!("k", forward = "orders.fifo"))
+                .starts_with("invalid queue name `orders.fifo`")
+        );
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", forward = 3)),
+            "`forward` expects a queue name string literal, e.g. `forward = \"orders\"`"
+        );
+        assert!(
+            one_error(Kind::Route, quote!("k", queues = "orders"))
+                .starts_with("`queues` expects a list")
+        );
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", queues = ["a", "a"])),
+            "queue `a` is listed twice"
+        );
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", forward = "a", forward = "b")),
+            "duplicate option `forward`: it is already set earlier in this attribute"
+        );
+        assert!(one_error(Kind::Route, quote!("k", forward = "")).contains("must not be empty"));
+        let long = "q".repeat(MAX_QUEUE_LEN + 1);
+        assert!(one_error(Kind::Route, quote!("k", forward = #long)).contains("at most 40"));
+        // `batch_size` is a consumer option.
+        assert!(
+            one_error(Kind::Route, quote!("k", batch_size = 5))
+                .starts_with("unknown option `batch_size`")
+        );
+    }
+
+    #[test]
+    fn consumer_args() {
+        let args = parse_args(
+            Kind::Consumer,
+            quote!("orders", batch_size = 10, memory = 256),
+        )
+        .unwrap();
+        assert_eq!(args.key.value(), "orders");
+        assert_eq!((args.batch_size, args.memory_mb), (Some(10), Some(256)));
+        assert_eq!(
+            one_error(Kind::Consumer, quote!()),
+            "`#[queue_consumer]` needs a queue name as its first argument, e.g. `#[queue_consumer(\"orders\")]`"
+        );
+        assert_eq!(
+            one_error(Kind::Consumer, quote!("orders", batch_size = 11)),
+            "`batch_size = 11` is out of range: the batch size must be between 1 and 10 messages"
+        );
+        assert!(
+            one_error(Kind::Consumer, quote!("orders", forward = "x"))
+                .starts_with("unknown option `forward`: the known options are `memory")
+        );
+        assert!(one_error(Kind::Consumer, quote!("my queue")).starts_with("invalid queue name"));
     }
 }

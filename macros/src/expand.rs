@@ -19,7 +19,10 @@ use crate::func;
 pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     match check(kind, args, item.clone()) {
         Ok((args, function)) => {
-            let registration = registration(kind, &args, &function);
+            let registration = match kind {
+                Kind::Consumer => consumer_registration(&args, &function),
+                _ => registration(kind, &args, &function),
+            };
             quote! {
                 #item
                 #registration
@@ -79,6 +82,11 @@ pub(crate) fn registration(kind: Kind, args: &RouteArgs, function: &ItemFn) -> T
     let doc = LitStr::new(&func::first_doc_paragraph(function), Span::call_site());
     let memory_mb = optional_u32(args.memory_mb);
     let timeout_secs = optional_u32(args.timeout_secs);
+    let forward = match &args.forward {
+        Some(queue) => quote!(::core::option::Option::Some(#queue)),
+        None => quote!(::core::option::Option::None),
+    };
+    let queues = &args.queues;
     let erase = quote_spanned!(span=> ::switchboard::__private::erase(#ident));
     let file = quote_spanned!(span=> ::core::file!());
     let line = quote_spanned!(span=> ::core::line!());
@@ -108,9 +116,57 @@ pub(crate) fn registration(kind: Kind, args: &RouteArgs, function: &ItemFn) -> T
                     options: ::switchboard::__private::RouteOptions {
                         memory_mb: #memory_mb,
                         timeout_secs: #timeout_secs,
+                        forward: #forward,
+                        queues: &[#(#queues),*],
                     },
                     doc: #doc,
                     handler: __switchboard_handler,
+                }
+            }
+        };
+    }
+}
+
+/// The `const _: () = { ... };` block registering a `#[queue_consumer]`.
+pub(crate) fn consumer_registration(args: &RouteArgs, function: &ItemFn) -> TokenStream {
+    let ident = &function.sig.ident;
+    let span = ident.span();
+    let queue = &args.key;
+    let name = LitStr::new(&ident.unraw().to_string(), span);
+    let doc = LitStr::new(&func::first_doc_paragraph(function), Span::call_site());
+    let memory_mb = optional_u32(args.memory_mb);
+    let timeout_secs = optional_u32(args.timeout_secs);
+    let batch_size = optional_u32(args.batch_size);
+    let erase = quote_spanned!(span=> ::switchboard::__private::erase_consumer(#ident));
+    let file = quote_spanned!(span=> ::core::file!());
+    let line = quote_spanned!(span=> ::core::line!());
+    let cfgs = function
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("cfg"));
+    quote! {
+        #(#cfgs)*
+        const _: () = {
+            #[allow(deprecated)]
+            fn __switchboard_consumer() -> ::switchboard::__private::BoxedConsumer {
+                #erase
+            }
+            ::switchboard::__private::inventory::submit! {
+                ::switchboard::__private::ConsumerDef {
+                    queue: #queue,
+                    function: #name,
+                    module: ::core::module_path!(),
+                    location: ::switchboard::__private::SourceLocation {
+                        file: #file,
+                        line: #line,
+                    },
+                    options: ::switchboard::__private::ConsumerOptions {
+                        memory_mb: #memory_mb,
+                        timeout_secs: #timeout_secs,
+                        batch_size: #batch_size,
+                    },
+                    doc: #doc,
+                    consumer: __switchboard_consumer,
                 }
             }
         };
@@ -180,6 +236,8 @@ mod tests {
                         options: ::switchboard::__private::RouteOptions {
                             memory_mb: ::core::option::Option::Some(512),
                             timeout_secs: ::core::option::Option::None,
+                            forward: ::core::option::Option::None,
+                            queues: &[],
                         },
                         doc: "Relays a chat line.",
                         handler: __switchboard_handler,
@@ -309,5 +367,42 @@ mod tests {
             output.contains("`#[ws_default]` can only be applied to an `async fn`"),
             "{output}"
         );
+    }
+
+    #[test]
+    fn forward_and_queues_options() {
+        let output = normalize(&expand(
+            Kind::Route,
+            quote!("placeOrder", forward = "orders", queues = ["audit", "mail"]),
+            item(),
+        ));
+        assert!(
+            output.contains(
+                "forward : :: core :: option :: Option :: Some (\"orders\") , queues : & [\"audit\" , \"mail\"] ,"
+            ),
+            "{output}"
+        );
+    }
+
+    #[test]
+    fn consumer_registration() {
+        let output = normalize(&expand(
+            Kind::Consumer,
+            quote!("orders", batch_size = 5, timeout = 30),
+            item(),
+        ));
+        assert!(
+            output.contains(":: switchboard :: __private :: ConsumerDef { queue : \"orders\""),
+            "{output}"
+        );
+        assert!(
+            output.contains(":: switchboard :: __private :: erase_consumer (send_message)"),
+            "{output}"
+        );
+        assert!(
+            output.contains("batch_size : :: core :: option :: Option :: Some (5)"),
+            "{output}"
+        );
+        assert!(!output.contains("RouteDef"), "{output}");
     }
 }

@@ -55,9 +55,16 @@
 //!
 //! OPTION := memory = INT     Lambda memory in MB,        128..=10240
 //!         | timeout = INT    Lambda timeout in seconds,  1..=900
+//!         | forward = QUEUE  forward the frame to this queue once the handler succeeds
+//!         | queues = [QUEUE, ...]   queues the handler may send to with ctx.forward
+//!
+//! #[queue_consumer(QUEUE [, COPTION]* [,])]
+//! COPTION := memory = INT | timeout = INT
+//!          | batch_size = INT   messages per Lambda invocation, 1..=10
+//! QUEUE   := string literal, 1 to 40 ASCII letters, digits, `-`, `_`
 //! ```
 //!
-//! Each option may be given once; values are plain integer literals.
+//! Each option may be given once; values are plain literals.
 //!
 //! # The function
 //!
@@ -100,6 +107,8 @@
 //!             options: ::switchboard::__private::RouteOptions {
 //!                 memory_mb: ::core::option::Option::Some(512),
 //!                 timeout_secs: ::core::option::Option::Some(10),
+//!                 forward: ::core::option::Option::None,
+//!                 queues: &[],
 //!             },
 //!             doc: "Relays a chat line to everyone in a room.",
 //!             handler: __switchboard_handler,
@@ -133,6 +142,23 @@ use attr::Kind;
 #[proc_macro_attribute]
 pub fn ws_route(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(Kind::Route, args.into(), item.into()).into()
+}
+
+/// Registers an `async fn` as the consumer of a queue.
+///
+/// ```ignore
+/// #[queue_consumer("orders", batch_size = 10, timeout = 30)]
+/// async fn fulfil(ctx: QueueCtx, order: Message<PlaceOrder>) -> Result<(), WsError> { .. }
+/// ```
+///
+/// The queue name is a string literal of 1 to 40 ASCII letters, digits, `-` and `_`.
+/// The function takes `Message<T>` (the typed payload and its sender), optionally after
+/// a `QueueCtx`, and returns `()` or `Result<(), E>` with `E: Display`. Options:
+/// `batch_size = <n>` (messages per Lambda invocation, 1..=10), `memory = <MB>` and
+/// `timeout = <seconds>`. A queue has at most one consumer.
+#[proc_macro_attribute]
+pub fn queue_consumer(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(Kind::Consumer, args.into(), item.into()).into()
 }
 
 /// Registers an `async fn` as the `$connect` handler, run during the WebSocket upgrade.

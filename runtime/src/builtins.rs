@@ -68,6 +68,8 @@ const fn def(
         options: RouteOptions {
             memory_mb: None,
             timeout_secs: None,
+            forward: None,
+            queues: &[],
         },
         doc,
         handler,

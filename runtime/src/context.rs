@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::backend::{ConnectionRecord, MAX_MESSAGE_BYTES, Member, PostError};
 use crate::identity::Identity;
+use crate::queue::SendReceipt;
 use crate::request::{Services, WsRequest};
 use crate::response::{Frame, WsError};
 
@@ -122,10 +123,41 @@ impl Ctx {
     }
 
     fn target(&self, kind: TargetKind) -> Target<'_> {
-        Target {
+        // During the caller's own `$connect` its socket is not open yet, so a send to
+        // itself is gone without meaning the record is stale.
+        let protect = (self.route() == "$connect").then(|| self.connection_id());
+        Target::new(self.services(), Some(self.connection_id()), protect, kind)
+    }
+
+    /// Sends `msg` to a queue, wrapped in an [envelope](crate::queue::envelope) that says
+    /// who sent it and when; `.await` it. The route must declare the queue
+    /// (`forward = "orders"` or `queues = ["orders"]` in its attribute), so that the
+    /// deploy program grants exactly the queues each function uses.
+    ///
+    /// Defaults that keep meaning: the message group is the sender's username (each
+    /// user's messages are processed in order; set another with [`Forward::group`],
+    /// e.g. a room), and the deduplication id is API Gateway's `messageId` of the frame
+    /// (a retried Lambda does not enqueue twice; a second forward in one handler gets
+    /// `messageId-1`, and so on).
+    ///
+    /// ```ignore
+    /// #[ws_route("placeOrder", queues = ["orders"])]
+    /// async fn place_order(ctx: Ctx, Json(order): Json<Order>) -> Result<(), WsError> {
+    ///     ctx.forward("orders", &order).group(&order.shop).await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn forward<'a, T: Serialize + Sync + ?Sized>(
+        &'a self,
+        queue: &'a str,
+        msg: &'a T,
+    ) -> Forward<'a, T> {
+        Forward {
             ctx: self,
-            kind,
-            except: None,
+            queue,
+            msg,
+            group: None,
+            dedup: None,
         }
     }
 
@@ -193,26 +225,69 @@ impl Ctx {
         match self.services().client.delete(connection_id).await {
             Ok(()) => Ok(true),
             Err(PostError::Gone(_)) => {
-                self.forget(connection_id).await;
+                let protect = (self.route() == "$connect").then(|| self.connection_id());
+                forget(self.services(), connection_id, protect).await;
                 Ok(false)
             }
             Err(e) => Err(WsError::internal(e)),
         }
     }
+}
 
-    /// Removes the record of a connection `@connections` called gone. During the
-    /// caller's own `$connect` its socket is not open yet, so a send to itself is gone
-    /// without meaning the record is stale.
-    async fn forget(&self, connection_id: &str) {
-        let connecting = self.route() == "$connect" && connection_id == self.connection_id();
-        if connecting {
-            return;
-        }
-        if let Err(e) = self.services().store.remove_connection(connection_id).await {
-            tracing::warn!(connection_id, error = %e, "could not remove a gone connection");
-        } else {
-            tracing::debug!(connection_id, "removed a gone connection");
-        }
+/// Removes the record of a connection `@connections` called gone, unless it is
+/// `protect` (the caller during its own `$connect`).
+async fn forget(services: &Services, connection_id: &str, protect: Option<&str>) {
+    if protect == Some(connection_id) {
+        return;
+    }
+    if let Err(e) = services.store.remove_connection(connection_id).await {
+        tracing::warn!(connection_id, error = %e, "could not remove a gone connection");
+    } else {
+        tracing::debug!(connection_id, "removed a gone connection");
+    }
+}
+
+/// A pending [`Ctx::forward`]: set the group or deduplication id, then `.await` it.
+#[must_use = "a forward does nothing until you .await it"]
+pub struct Forward<'a, T: ?Sized> {
+    ctx: &'a Ctx,
+    queue: &'a str,
+    msg: &'a T,
+    group: Option<String>,
+    dedup: Option<String>,
+}
+
+impl<T: ?Sized> Forward<'_, T> {
+    /// The message group (default: the sender's username). Messages of one group are
+    /// processed in order, one at a time; groups proceed independently. A value SQS
+    /// would refuse (over 128 characters, or other than printable ASCII) is replaced by
+    /// a stable hash of it, so the same value always means the same group.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// The deduplication id (default: the frame's `messageId`). Sends with an id already
+    /// sent in the last 5 minutes are accepted but not enqueued. Hashed like
+    /// [`group`](Self::group) when SQS would refuse it.
+    pub fn dedup_id(mut self, id: impl Into<String>) -> Self {
+        self.dedup = Some(id.into());
+        self
+    }
+}
+
+impl<'a, T: Serialize + Sync + ?Sized> std::future::IntoFuture for Forward<'a, T> {
+    type Output = Result<SendReceipt, WsError>;
+    type IntoFuture =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let payload = serde_json::value::to_raw_value(self.msg)
+                .map_err(|e| WsError::internal(format!("forward: cannot serialise: {e}")))?;
+            crate::request::forward(&self.ctx.req, self.queue, &payload, self.group, self.dedup)
+                .await
+        })
     }
 }
 
@@ -227,22 +302,60 @@ enum TargetKind {
 /// [`Ctx::broadcast`].
 #[must_use = "a target does nothing until you call .send(...)"]
 pub struct Target<'a> {
-    ctx: &'a Ctx,
+    services: &'a Arc<Services>,
+    me: Option<&'a str>,
+    protect: Option<&'a str>,
     kind: TargetKind,
     except: Option<String>,
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
+    fn new(
+        services: &'a Arc<Services>,
+        me: Option<&'a str>,
+        protect: Option<&'a str>,
+        kind: TargetKind,
+    ) -> Self {
+        Self {
+            services,
+            me,
+            protect,
+            kind,
+            except: None,
+        }
+    }
+
+    pub(crate) fn connection(services: &'a Arc<Services>, me: Option<&'a str>, id: String) -> Self {
+        Self::new(services, me, None, TargetKind::Connection(id))
+    }
+
+    pub(crate) fn user(services: &'a Arc<Services>, me: Option<&'a str>, user: String) -> Self {
+        Self::new(services, me, None, TargetKind::User(user))
+    }
+
+    pub(crate) fn room(services: &'a Arc<Services>, me: Option<&'a str>, room: String) -> Self {
+        Self::new(services, me, None, TargetKind::Room(room))
+    }
+
+    pub(crate) fn everyone(services: &'a Arc<Services>, me: Option<&'a str>) -> Self {
+        Self::new(services, me, None, TargetKind::Everyone)
+    }
     /// Leaves one connection out (e.g. the sender).
     pub fn except(mut self, connection_id: impl Into<String>) -> Self {
         self.except = Some(connection_id.into());
         self
     }
 
-    /// Leaves the caller out.
+    /// Leaves the caller out (in a queue consumer: the connection that sent the
+    /// message).
     pub fn except_me(self) -> Self {
-        let me = self.ctx.connection_id().to_owned();
-        self.except(me)
+        match self.me {
+            Some(me) => {
+                let me = me.to_owned();
+                self.except(me)
+            }
+            None => self,
+        }
     }
 
     /// Serialises `msg` as JSON once and sends it to every recipient.
@@ -260,7 +373,7 @@ impl Target<'_> {
         if frame.len() > MAX_MESSAGE_BYTES {
             return Err(too_large_error(frame.len(), MAX_MESSAGE_BYTES));
         }
-        let store = &self.ctx.services().store;
+        let store = &self.services.store;
         let ids: Vec<String> = match self.kind {
             TargetKind::Connection(id) => vec![id],
             TargetKind::User(user) => store
@@ -283,16 +396,16 @@ impl Target<'_> {
         let ids = ids
             .into_iter()
             .filter(|id| except.as_deref() != Some(id.as_str()));
-        deliver(self.ctx, ids, &frame).await
+        deliver(self.services, self.protect, ids, &frame).await
     }
 }
 
 async fn deliver(
-    ctx: &Ctx,
+    services: &Services,
+    protect: Option<&str>,
     ids: impl Iterator<Item = String>,
     frame: &Frame,
 ) -> Result<Delivery, WsError> {
-    let services = ctx.services();
     let client = &services.client;
     let concurrency = services.send.fanout_concurrency.max(1);
     let mut results = futures_util::stream::iter(ids)
@@ -309,7 +422,7 @@ async fn deliver(
             Ok(()) => one.delivered = 1,
             Err(PostError::Gone(_)) => {
                 one.gone = 1;
-                ctx.forget(&id).await;
+                forget(services, &id, protect).await;
             }
             Err(PostError::PayloadTooLarge { size, limit }) => {
                 too_large = Some((size, limit));

@@ -187,10 +187,28 @@ impl Dispatcher {
             );
         };
         match run(route, Arc::clone(&req)).await {
-            Ok(body) => Outcome::ok(body),
+            Ok(body) => match route.def.options.forward {
+                Some(queue) => match forward_frame(&req, queue).await {
+                    Ok(()) => Outcome::ok(body),
+                    Err(err) => Outcome::failed(err, route_key),
+                },
+                None => Outcome::ok(body),
+            },
             Err(err) => Outcome::failed(err, route_key),
         }
     }
+}
+
+/// `forward = "queue"`: the frame, as the client sent it, goes to the queue once the
+/// handler accepted it. If it cannot be queued the caller gets the error instead of the
+/// handler's reply, so a reply always means "queued".
+async fn forward_frame(req: &WsRequest, queue: &str) -> Result<(), WsError> {
+    let body = req.body().unwrap_or_default();
+    let payload = serde_json::value::RawValue::from_string(body.to_owned())
+        .map_err(|e| WsError::bad_payload(format!("the message is not JSON: {e}")))?;
+    crate::request::forward(req, queue, &payload, None, None)
+        .await
+        .map(|_| ())
 }
 
 /// Runs a handler, turning a panic into an internal error.

@@ -2,17 +2,18 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The caller's identity: the authorizer's `principalId` and its context map, as API
 /// Gateway passes them in `requestContext.authorizer` on `$connect` and on every later
 /// event of the connection.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Identity {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     principal_id: Option<String>,
+    #[serde(default)]
     context: Map<String, Value>,
 }
 

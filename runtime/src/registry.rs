@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::consumer::{BoxedConsumer, ConsumerDef};
 use crate::handler::BoxedHandler;
 
 /// What kind of route a definition is: a custom route key or one of the reserved ones.
@@ -44,6 +45,29 @@ pub struct RouteOptions {
     /// Lambda timeout in seconds for the function serving this route (`timeout = 10`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u32>,
+    /// The queue this route forwards its message to once the handler succeeds
+    /// (`forward = "orders"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward: Option<&'static str>,
+    /// Further queues the handler may send to itself with
+    /// [`Ctx::forward`](crate::Ctx::forward) (`queues = ["audit"]`). The route's
+    /// `forward` queue is always allowed too.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub queues: &'static [&'static str],
+}
+
+impl RouteOptions {
+    /// Every queue this route may send to: `forward` first, then `queues`, without
+    /// repeats.
+    pub fn send_queues(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = self.forward.into_iter().collect();
+        for q in self.queues {
+            if !out.contains(q) {
+                out.push(q);
+            }
+        }
+        out
+    }
 }
 
 /// Where a route was declared, for error messages and the manifest.
@@ -146,6 +170,61 @@ pub enum RegistryError {
         /// Where it is.
         location: SourceLocation,
     },
+    /// A queue name (in `forward`, `queues` or `#[queue_consumer]`) is not 1 to 40 ASCII
+    /// letters, digits, `-` or `_`.
+    #[error(
+        "queue name `{queue}` used by `{function}` at {location} is invalid: use 1 to 40 ASCII letters, digits, `-` or `_`"
+    )]
+    InvalidQueueName {
+        /// The name.
+        queue: String,
+        /// The function.
+        function: String,
+        /// Where it is.
+        location: SourceLocation,
+    },
+    /// Two consumers for one queue.
+    #[error(
+        "queue `{queue}` has two consumers: `{first_fn}` at {first} and `{second_fn}` at {second}; a queue has at most one"
+    )]
+    DuplicateConsumer {
+        /// The queue.
+        queue: String,
+        /// The first consumer (in stable order).
+        first_fn: String,
+        /// Where it is.
+        first: SourceLocation,
+        /// The other.
+        second_fn: String,
+        /// Where that one is.
+        second: SourceLocation,
+    },
+}
+
+/// A registered queue consumer, built.
+#[derive(Clone)]
+pub struct RegisteredConsumer {
+    /// The definition from the attribute.
+    pub def: ConsumerDef,
+    /// The consumer, built once.
+    pub consumer: BoxedConsumer,
+}
+
+impl fmt::Debug for RegisteredConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.def.fmt(f)
+    }
+}
+
+/// A queue the registry knows of: who sends to it and who consumes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueDecl {
+    /// The logical name.
+    pub name: &'static str,
+    /// The route keys that may send to it (`forward` or `queues`), in stable order.
+    pub producers: Vec<&'static str>,
+    /// The index of its consumer in [`Registry::consumers`], if it has one.
+    pub consumer: Option<usize>,
 }
 
 /// The validated set of routes: unique keys, in a stable order (reserved routes first,
@@ -155,12 +234,85 @@ pub enum RegistryError {
 pub struct Registry {
     routes: Vec<Route>,
     by_key: HashMap<&'static str, usize>,
+    consumers: Vec<RegisteredConsumer>,
+    queues: Vec<QueueDecl>,
 }
 
 impl Registry {
     /// Validates definitions: sorts them into a stable order and rejects duplicate keys,
     /// naming both places.
     pub fn from_defs(defs: impl IntoIterator<Item = RouteDef>) -> Result<Self, RegistryError> {
+        Self::from_parts(defs, [])
+    }
+
+    /// Validates route and consumer definitions: [`from_defs`](Self::from_defs) for the
+    /// routes, plus valid queue names and at most one consumer per queue.
+    pub fn from_parts(
+        defs: impl IntoIterator<Item = RouteDef>,
+        consumers: impl IntoIterator<Item = ConsumerDef>,
+    ) -> Result<Self, RegistryError> {
+        let mut registry = Self::routes_only(defs)?;
+        let mut consumers: Vec<ConsumerDef> = consumers.into_iter().collect();
+        consumers.sort_by(|a, b| {
+            (a.queue, a.location.file, a.location.line).cmp(&(
+                b.queue,
+                b.location.file,
+                b.location.line,
+            ))
+        });
+        let mut queues: std::collections::BTreeMap<&'static str, QueueDecl> =
+            std::collections::BTreeMap::new();
+        for route in &registry.routes {
+            for queue in route.def.options.send_queues() {
+                if !crate::queue::valid_queue_name(queue) {
+                    return Err(RegistryError::InvalidQueueName {
+                        queue: queue.to_owned(),
+                        function: route.def.function.to_owned(),
+                        location: route.def.location,
+                    });
+                }
+                let decl = queues.entry(queue).or_insert_with(|| QueueDecl {
+                    name: queue,
+                    ..QueueDecl::default()
+                });
+                decl.producers.push(route.def.key);
+            }
+        }
+        let mut built: Vec<RegisteredConsumer> = Vec::with_capacity(consumers.len());
+        for def in consumers {
+            if !crate::queue::valid_queue_name(def.queue) {
+                return Err(RegistryError::InvalidQueueName {
+                    queue: def.queue.to_owned(),
+                    function: def.function.to_owned(),
+                    location: def.location,
+                });
+            }
+            let decl = queues.entry(def.queue).or_insert_with(|| QueueDecl {
+                name: def.queue,
+                ..QueueDecl::default()
+            });
+            if let Some(i) = decl.consumer {
+                let first: &ConsumerDef = &built[i].def;
+                return Err(RegistryError::DuplicateConsumer {
+                    queue: def.queue.to_owned(),
+                    first_fn: format!("{}::{}", first.module, first.function),
+                    first: first.location,
+                    second_fn: format!("{}::{}", def.module, def.function),
+                    second: def.location,
+                });
+            }
+            decl.consumer = Some(built.len());
+            built.push(RegisteredConsumer {
+                def,
+                consumer: (def.consumer)(),
+            });
+        }
+        registry.consumers = built;
+        registry.queues = queues.into_values().collect();
+        Ok(registry)
+    }
+
+    fn routes_only(defs: impl IntoIterator<Item = RouteDef>) -> Result<Self, RegistryError> {
         let mut defs: Vec<RouteDef> = defs.into_iter().collect();
         defs.sort_by(|a, b| {
             (a.kind, a.key, a.location.file, a.location.line).cmp(&(
@@ -217,7 +369,31 @@ impl Registry {
             .enumerate()
             .map(|(i, r)| (r.def.key, i))
             .collect();
-        Ok(Self { routes, by_key })
+        Ok(Self {
+            routes,
+            by_key,
+            consumers: Vec::new(),
+            queues: Vec::new(),
+        })
+    }
+
+    /// Every registered queue consumer, by queue name.
+    pub fn consumers(&self) -> &[RegisteredConsumer] {
+        &self.consumers
+    }
+
+    /// Every queue a route sends to or a consumer reads, by name.
+    pub fn queues(&self) -> &[QueueDecl] {
+        &self.queues
+    }
+
+    /// The consumer of a queue, if it has one.
+    pub fn consumer(&self, queue: &str) -> Option<&RegisteredConsumer> {
+        self.queues
+            .iter()
+            .find(|q| q.name == queue)
+            .and_then(|q| q.consumer)
+            .map(|i| &self.consumers[i])
     }
 
     /// Every registered route, in stable order.
@@ -244,5 +420,8 @@ impl Registry {
 /// Order is stable: `$connect`, `$disconnect`, `$default` overrides first, then custom
 /// keys in alphabetical order. Duplicate keys are an error naming both declarations.
 pub fn routes() -> Result<Registry, RegistryError> {
-    Registry::from_defs(inventory::iter::<RouteDef>.into_iter().copied())
+    Registry::from_parts(
+        inventory::iter::<RouteDef>.into_iter().copied(),
+        inventory::iter::<ConsumerDef>.into_iter().copied(),
+    )
 }

@@ -2,14 +2,18 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use serde_json::value::RawValue;
 
 use crate::backend::{ConnectionStore, ConnectionsClient};
 use crate::identity::Identity;
+use crate::queue::envelope::{ENVELOPE_VERSION, Envelope, Sender};
+use crate::queue::{OutgoingMessage, Queue, QueueError, SendReceipt};
 use crate::registry::Registry;
-use crate::response::Frame;
+use crate::response::{Frame, WsError};
 use crate::select::RouteSelection;
 
 /// Application state values, looked up by type by the [`State`](crate::State) extractor.
@@ -84,6 +88,8 @@ pub struct Services {
     pub send: SendSettings,
     /// Close connections whose token (`expiresAt` in the authorizer context) expired.
     pub close_on_token_expiry: bool,
+    /// The queues routes forward to, if the app has any.
+    pub queue: Option<Arc<dyn Queue>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -101,6 +107,8 @@ pub struct WsRequest {
     pub(crate) identity: Identity,
     pub(crate) services: Arc<Services>,
     pub(crate) reply: Mutex<Option<Frame>>,
+    /// How many forwards this event made (for distinct deduplication ids).
+    pub(crate) forwards: AtomicU32,
 }
 
 impl WsRequest {
@@ -112,6 +120,7 @@ impl WsRequest {
             identity,
             services,
             reply: Mutex::new(None),
+            forwards: AtomicU32::new(0),
         }
     }
 
@@ -155,5 +164,93 @@ impl WsRequest {
 
     pub(crate) fn take_reply(&self) -> Option<Frame> {
         self.reply.lock().ok().and_then(|mut r| r.take())
+    }
+}
+
+/// Sends `payload` to `queue` in an envelope on behalf of `req`'s caller (see
+/// [`Ctx::forward`](crate::Ctx::forward) for the defaults).
+pub(crate) async fn forward(
+    req: &WsRequest,
+    queue: &str,
+    payload: &RawValue,
+    group: Option<String>,
+    dedup: Option<String>,
+) -> Result<SendReceipt, WsError> {
+    let services = req.services();
+    let route = req.route_key();
+    let declared = services
+        .registry
+        .get(route)
+        .is_some_and(|r| r.def.options.send_queues().contains(&queue));
+    if !declared {
+        return Err(WsError::internal(format!(
+            "route `{route}` forwards to queue `{queue}`, which its attribute does not declare: add `queues = [\"{queue}\"]` (or `forward = \"{queue}\"`) to its #[ws_route]"
+        )));
+    }
+    let Some(backend) = services.queue.as_ref() else {
+        return Err(WsError::internal(format!(
+            "route `{route}` forwards to queue `{queue}`, but the app has no queue backend"
+        )));
+    };
+    let rc = &req.event().request_context;
+    let n = req.forwards.fetch_add(1, Ordering::Relaxed);
+    let dedup = dedup.unwrap_or_else(|| {
+        let base = rc
+            .message_id
+            .clone()
+            .or_else(|| rc.request_id.clone())
+            .unwrap_or_else(|| format!("{}-{}", req.connection_id(), rc.request_time_epoch));
+        if n == 0 { base } else { format!("{base}-{n}") }
+    });
+    let group = group.unwrap_or_else(|| {
+        let user = req.identity().username();
+        if user.is_empty() {
+            req.connection_id().to_owned()
+        } else {
+            user.to_owned()
+        }
+    });
+    let envelope = Envelope {
+        v: ENVELOPE_VERSION,
+        queue: queue.to_owned(),
+        route: Some(route.to_owned()),
+        request_id: rc.request_id.clone(),
+        sent_at: crate::queue::envelope::now_rfc3339(),
+        sender: Sender {
+            connection_id: req.connection_id().to_owned(),
+            identity: req.identity().clone(),
+        },
+        payload,
+    };
+    let body = serde_json::to_string(&envelope)
+        .map_err(|e| WsError::internal(format!("forward: cannot serialise the envelope: {e}")))?;
+    let message = OutgoingMessage::new(
+        body,
+        crate::queue::sqs_safe_id(&group),
+        crate::queue::sqs_safe_id(&dedup),
+    );
+    match backend.send(queue, &message).await {
+        Ok(receipt) => {
+            tracing::debug!(queue, message_id = %receipt.message_id, duplicate = receipt.duplicate, "forwarded");
+            Ok(receipt)
+        }
+        Err(QueueError::InvalidMessage(why)) => Err(WsError::new(
+            "forward_rejected",
+            format!("the message cannot be queued: {why}"),
+        )
+        .with_status(if message.body.len() > crate::queue::MAX_BODY_BYTES {
+            413
+        } else {
+            400
+        })),
+        Err(e @ (QueueError::Throttled { .. } | QueueError::Backend { .. })) => {
+            tracing::warn!(queue, error = %e, "forward failed");
+            Err(WsError::new(
+                "queue_unavailable",
+                format!("queue `{queue}` is unavailable; nothing was queued, try again"),
+            )
+            .with_status(503))
+        }
+        Err(e) => Err(WsError::internal(format!("forward to `{queue}`: {e}"))),
     }
 }

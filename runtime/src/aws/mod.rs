@@ -32,6 +32,8 @@ pub mod env {
     pub const MANAGEMENT_ENDPOINT: &str = "SWITCHBOARD_MANAGEMENT_ENDPOINT";
     /// A DynamoDB endpoint override (moto, DynamoDB Local).
     pub const DYNAMODB_ENDPOINT: &str = "SWITCHBOARD_DYNAMODB_ENDPOINT";
+    /// An SQS endpoint override (local emulators).
+    pub const SQS_ENDPOINT: &str = "SWITCHBOARD_SQS_ENDPOINT";
 }
 
 /// What is missing or malformed in the environment, all at once.

@@ -29,6 +29,7 @@
 //! Delivery is at least once: a consumer that does not delete in time gets the message
 //! again, so consumers must be idempotent.
 
+pub mod envelope;
 pub mod memory;
 pub mod sqs;
 
@@ -142,6 +143,46 @@ impl OutgoingMessage {
         validate_id("deduplication id", &self.dedup_id)?;
         Ok(())
     }
+}
+
+/// A message group or deduplication id SQS accepts: `id` itself when it is 1 to
+/// [`MAX_ID_CHARS`] printable ASCII characters, else `h-` and the first 32 hex digits
+/// of its SHA-256 (stable: the same input always maps to the same id).
+pub fn sqs_safe_id(id: &str) -> String {
+    if validate_id("id", id).is_ok() {
+        return id.to_owned();
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, id.as_bytes());
+    let hex: String = digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("h-{hex}")
+}
+
+/// Whether a logical queue name is valid: 1 to [`MAX_LOGICAL_NAME_CHARS`] ASCII letters,
+/// digits, `-` and `_` (room for the deploy program's `{app}-{stage}-` prefix and the
+/// `-dlq.fifo` suffix within SQS's 80 characters).
+pub fn valid_queue_name(name: &str) -> bool {
+    (1..=MAX_LOGICAL_NAME_CHARS).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The longest logical queue name, in characters.
+pub const MAX_LOGICAL_NAME_CHARS: usize = 40;
+
+/// The environment variable that gives a Lambda function the URL of a queue:
+/// `SWITCHBOARD_QUEUE_URL_` and the name upper-cased, `-` as `_`
+/// (`orders` → `SWITCHBOARD_QUEUE_URL_ORDERS`).
+pub fn queue_url_env_var(name: &str) -> String {
+    let mut var = String::from("SWITCHBOARD_QUEUE_URL_");
+    var.extend(name.chars().map(|c| match c {
+        '-' => '_',
+        c => c.to_ascii_uppercase(),
+    }));
+    var
 }
 
 fn body_char_allowed(c: char) -> bool {
