@@ -315,17 +315,38 @@ impl HttpResponse {
 
 /// One HTTP/1.1 exchange with `addr` (`Connection: close`), within [`STEP`].
 pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> HttpResponse {
+    http_with(addr, method, path, &[], body).await
+}
+
+/// [`http`] with extra request headers (e.g. `("authorization", "Bearer ..")`).
+pub async fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
     step(
         &format!("HTTP {method} {path}"),
-        http_inner(addr, method, path, body),
+        http_inner(addr, method, path, headers, body),
     )
     .await
 }
 
-async fn http_inner(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> HttpResponse {
+async fn http_inner(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.expect("write");

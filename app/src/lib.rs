@@ -1,11 +1,16 @@
 //! The Switchboard example service: a chat with rooms.
 //!
 //! Routes: `join`, `leave`, `sendMessage`, `members`, `whoami`, plus the benchmark
-//! contract `echo` and `broadcast`, and Switchboard's built-in `ping`. Every frame is
-//! JSON with an `action` field; replies are route responses.
+//! contract `echo` and `broadcast`, Switchboard's built-in `ping`, and `placeOrder`
+//! (forwarded to the `orders` queue, whose consumer answers `orderPlaced`: [`orders`]). Every frame is
+//! JSON with an `action` field; replies are route responses. The HTTP API ([`http`]):
+//! `GET /http/me`, `GET /http/rooms`, `GET /http/rooms/{room}/members`.
 
 use serde_json::value::RawValue;
 use switchboard::prelude::*;
+
+pub mod http;
+pub mod orders;
 
 /// The chat page served at `/`.
 pub const WEB_PAGE: &str = include_str!("../web/index.html");
@@ -15,7 +20,10 @@ pub const MAX_TEXT_CHARS: usize = 2000;
 
 /// The chat service, ready for [`App::main`] or a test gateway.
 pub fn app() -> App {
-    App::new().name("chat").web_page(WEB_PAGE)
+    App::new()
+        .name("chat")
+        .web_page(WEB_PAGE)
+        .http(http::router())
 }
 
 /// A room name: 1-64 characters of letters, digits, `-`, `_`, `.`.

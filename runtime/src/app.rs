@@ -11,11 +11,15 @@ use clap::{Parser, Subcommand};
 use crate::auth::{Authorizer, DevAuthorizer};
 use crate::backend::ConnectionStore;
 use crate::backend::memory::MemoryStore;
+use crate::consumer::ConsumerDef;
 use crate::dispatch::Dispatcher;
+use crate::http::{HttpService, LocalHttpAuth};
 use crate::jwt::{JwtAuthorizer, JwtConfig, JwtVerifier, TokenUse};
 use crate::local::issuer::{IssuerError, LocalIssuer};
 use crate::local::{Gateway, GatewayError, Hub, LocalConfig, LocalGateway};
 use crate::manifest::Manifest;
+use crate::queue::Queue;
+use crate::queue::memory::MemoryQueue;
 use crate::registry::{Registry, RegistryError, RouteDef};
 use crate::request::{SendSettings, Services, StateMap};
 use crate::select::{RouteSelection, SelectionError};
@@ -24,9 +28,10 @@ use crate::testing::TestGateway;
 /// Why the service cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The registry is invalid (duplicate keys).
+    /// The registry is invalid (duplicate keys, bad queue names, two consumers of a
+    /// queue). Boxed: it is large and rare.
     #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Registry(Box<RegistryError>),
     /// The route selection expression is invalid.
     #[error(transparent)]
     Selection(#[from] SelectionError),
@@ -53,11 +58,22 @@ pub enum StartError {
     Auth(String),
 }
 
+impl From<RegistryError> for StartError {
+    fn from(e: RegistryError) -> Self {
+        Self::Registry(Box::new(e))
+    }
+}
+
 /// The audience (`aud`) of the local issuer's id tokens: the local "app client id".
 pub const LOCAL_AUDIENCE: &str = "switchboard-local";
 
-/// A local gateway's authorizer, and its token issuer when it has one.
-type LocalAuth = (Arc<dyn Authorizer>, Option<Arc<LocalIssuer>>);
+/// A local gateway's authorizer, its token issuer when it has one, and how it checks
+/// HTTP API requests.
+struct LocalAuth {
+    authorizer: Arc<dyn Authorizer>,
+    issuer: Option<Arc<LocalIssuer>>,
+    http: LocalHttpAuth,
+}
 
 /// Who vouches for callers on `$connect`.
 #[derive(Clone)]
@@ -81,8 +97,12 @@ pub struct App {
     auth: AuthMode,
     store: Option<Arc<dyn ConnectionStore>>,
     defs: Option<Vec<RouteDef>>,
+    consumer_defs: Option<Vec<ConsumerDef>>,
+    queue: Option<Arc<dyn Queue>>,
+    queue_settings: crate::queue::QueueSettings,
     send: SendSettings,
     close_on_token_expiry: bool,
+    http: Option<axum::Router>,
 }
 
 impl std::fmt::Debug for App {
@@ -113,8 +133,12 @@ impl App {
             auth: AuthMode::LocalIssuer,
             store: None,
             defs: None,
+            consumer_defs: None,
+            queue: None,
+            queue_settings: crate::queue::QueueSettings::default(),
             send: SendSettings::default(),
             close_on_token_expiry: true,
+            http: None,
         }
     }
 
@@ -134,6 +158,36 @@ impl App {
     pub fn route_selection(mut self, expression: impl Into<String>) -> Self {
         self.selection = expression.into();
         self
+    }
+
+    /// The service's HTTP API: an axum router whose paths (`/me`, `/rooms/{room}`) are
+    /// served under `/http` (`/http/me`), by the local gateway and by the `http` Lambda
+    /// function behind CloudFront. Handlers take [`Identity`](crate::Identity),
+    /// [`HttpCtx`](crate::http::HttpCtx) and [`State<S>`](crate::State); see
+    /// [`crate::http`].
+    pub fn http(mut self, router: axum::Router) -> Self {
+        self.http = Some(router);
+        self
+    }
+
+    /// Whether the service has an HTTP API.
+    pub fn has_http(&self) -> bool {
+        self.http.is_some()
+    }
+
+    /// The HTTP API as the `http` Lambda function runs it (and tests with fixture events),
+    /// sending through `client`; `None` when the app has no HTTP API.
+    pub fn http_service(
+        &self,
+        client: Arc<dyn crate::backend::ConnectionsClient>,
+    ) -> Result<Option<HttpService>, StartError> {
+        let Some(router) = &self.http else {
+            return Ok(None);
+        };
+        Ok(Some(HttpService::new(
+            router.clone(),
+            self.services(client)?,
+        )))
     }
 
     /// The HTML page served at `/`.
@@ -162,9 +216,31 @@ impl App {
         self
     }
 
-    /// Serve these route definitions instead of the linked registry (tests).
+    /// Serve these route definitions instead of the linked registry (tests). Unless
+    /// [`with_consumers`](Self::with_consumers) is called too, such an app has no queue
+    /// consumers.
     pub fn with_routes(mut self, defs: impl IntoIterator<Item = RouteDef>) -> Self {
         self.defs = Some(defs.into_iter().collect());
+        self
+    }
+
+    /// Run these queue consumers instead of the linked `#[queue_consumer]`s (tests).
+    pub fn with_consumers(mut self, defs: impl IntoIterator<Item = ConsumerDef>) -> Self {
+        self.consumer_defs = Some(defs.into_iter().collect());
+        self
+    }
+
+    /// The queues routes forward to (default: the embedded FIFO queue, with every
+    /// registered queue declared; in Lambda: SQS, from `SWITCHBOARD_QUEUE_URL_*`).
+    pub fn queue(mut self, queue: impl Queue) -> Self {
+        self.queue = Some(Arc::new(queue));
+        self
+    }
+
+    /// How the embedded queues behave (visibility timeout, receives before the
+    /// dead-letter queue, deduplication window). Default: SQS's (30 s, 5, 5 minutes).
+    pub fn queue_settings(mut self, settings: crate::queue::QueueSettings) -> Self {
+        self.queue_settings = settings;
         self
     }
 
@@ -191,9 +267,14 @@ impl App {
         base_url: &str,
         state_dir: &std::path::Path,
     ) -> Result<LocalAuth, StartError> {
+        let without_issuer = |authorizer: Arc<dyn Authorizer>| LocalAuth {
+            http: LocalHttpAuth::Authorizer(Arc::clone(&authorizer)),
+            authorizer,
+            issuer: None,
+        };
         match &self.auth {
-            AuthMode::Dev => Ok((Arc::new(DevAuthorizer), None)),
-            AuthMode::Custom(a) => Ok((Arc::clone(a), None)),
+            AuthMode::Dev => Ok(without_issuer(Arc::new(DevAuthorizer))),
+            AuthMode::Custom(a) => Ok(without_issuer(Arc::clone(a))),
             AuthMode::LocalIssuer => {
                 let issuer = LocalIssuer::load_or_create(
                     state_dir,
@@ -207,10 +288,13 @@ impl App {
                     .with_token_use(TokenUse::Id);
                 let verifier = JwtVerifier::with_static_jwks(config, &issuer.jwks().to_string())
                     .map_err(|e| StartError::Auth(e.to_string()))?;
-                Ok((
-                    Arc::new(JwtAuthorizer::new(Arc::new(verifier))),
-                    Some(Arc::new(issuer)),
-                ))
+                let verifier = Arc::new(verifier);
+                Ok(LocalAuth {
+                    authorizer: Arc::new(JwtAuthorizer::new(Arc::clone(&verifier))),
+                    issuer: Some(Arc::new(issuer)),
+                    // The HTTP API's JWT authorizer checks the same tokens.
+                    http: LocalHttpAuth::Jwt(verifier),
+                })
             }
         }
     }
@@ -225,20 +309,35 @@ impl App {
 
     /// The validated registry.
     pub fn registry(&self) -> Result<Registry, StartError> {
-        Ok(match &self.defs {
-            Some(defs) => Registry::from_defs(defs.iter().copied())?,
-            None => crate::registry::routes()?,
+        Ok(match (&self.defs, &self.consumer_defs) {
+            (None, None) => crate::registry::routes()?,
+            (defs, consumers) => {
+                let linked_routes = || inventory::iter::<RouteDef>.into_iter().copied();
+                let routes: Vec<RouteDef> = match defs {
+                    Some(defs) => defs.clone(),
+                    None => linked_routes().collect(),
+                };
+                let consumers: Vec<ConsumerDef> = match (defs, consumers) {
+                    (_, Some(c)) => c.clone(),
+                    // Hand-picked routes: no linked consumers unless asked for.
+                    (Some(_), None) => Vec::new(),
+                    (None, None) => inventory::iter::<ConsumerDef>
+                        .into_iter()
+                        .copied()
+                        .collect(),
+                };
+                Registry::from_parts(routes, consumers)?
+            }
         })
     }
 
     /// The manifest (`app manifest`).
     pub fn manifest(&self) -> Result<Manifest, StartError> {
         let selection = RouteSelection::parse(&self.selection)?;
-        Ok(Manifest::new(
-            &self.name,
-            selection.expression(),
-            &self.registry()?,
-        ))
+        Ok(
+            Manifest::new(&self.name, selection.expression(), &self.registry()?)
+                .with_http(self.has_http()),
+        )
     }
 
     fn services(
@@ -262,7 +361,19 @@ impl App {
             .store
             .clone()
             .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let queue = match (&self.queue, registry.queues().is_empty()) {
+            (Some(q), _) => Some(Arc::clone(q)),
+            (None, true) => None,
+            (None, false) => {
+                let memory = MemoryQueue::new();
+                for q in registry.queues() {
+                    memory.declare(q.name, self.queue_settings.clone());
+                }
+                Some(Arc::new(memory) as Arc<dyn Queue>)
+            }
+        };
         Ok(Arc::new(Services {
+            queue,
             store,
             client,
             states: self.states.clone(),
@@ -293,6 +404,7 @@ impl App {
             services.selection.expression(),
             &services.registry,
         )
+        .with_http(self.has_http())
         .to_json_pretty();
         Ok(Arc::new(Gateway::new(
             Dispatcher::new(services),
@@ -308,9 +420,17 @@ impl App {
     pub async fn serve_local(self, config: LocalConfig) -> Result<LocalGateway, StartError> {
         let listener = crate::local::listen(config.addr)?;
         let base_url = format!("http://{}", listener.addr());
-        let (authorizer, issuer) = self.local_authorizer(&base_url, &config.state_dir)?;
-        let gateway = self.gateway(config, authorizer)?;
-        Ok(LocalGateway::start(gateway, listener, issuer)?)
+        let auth = self.local_authorizer(&base_url, &config.state_dir)?;
+        let gateway = self.gateway(config, auth.authorizer)?;
+        let http = self.http.clone().map(|router| {
+            crate::http::local_service(
+                router,
+                Arc::clone(gateway.dispatcher.services()),
+                auth.http,
+                gateway.api_id.clone(),
+            )
+        });
+        Ok(LocalGateway::start(gateway, listener, auth.issuer, http)?)
     }
 
     /// An in-process gateway for tests: no sockets, same authorizer, dispatch and
@@ -318,10 +438,10 @@ impl App {
     /// in with a real token; its key lives in the system's temporary directory.
     pub fn test_gateway(self) -> Result<TestGateway, StartError> {
         let state_dir = std::env::temp_dir().join("switchboard-test-issuer");
-        let (authorizer, issuer) = self.local_authorizer("http://test.invalid", &state_dir)?;
+        let auth = self.local_authorizer("http://test.invalid", &state_dir)?;
         Ok(TestGateway::new(
-            self.gateway(LocalConfig::default(), authorizer)?,
-            issuer,
+            self.gateway(LocalConfig::default(), auth.authorizer)?,
+            auth.issuer,
         ))
     }
 
@@ -395,6 +515,9 @@ impl App {
             };
             println!("Switchboard local gateway");
             println!("  web page     {}/", gateway.http_url());
+            if let Some(http) = gateway.http_api_url() {
+                println!("  HTTP API     {http}/... (Authorization: Bearer ID_TOKEN)");
+            }
             if args.dev_auth {
                 println!("  WebSocket    {}?user=NAME", gateway.ws_url());
             } else {

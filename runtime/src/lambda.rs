@@ -9,6 +9,8 @@
 //! | `ws:$connect`, `ws:$disconnect`, `ws:$default`, `ws:<route>` | `ApiGatewayWebsocketProxyRequest` | dispatch, DynamoDB bookkeeping, `@connections` sends |
 //! | `ws:authorizer` | `ApiGatewayCustomAuthorizerRequestTypeRequest` | the app's `$connect` authorizer |
 //! | `cognito:pre-signup` | `CognitoEventUserPoolsPreSignup` | auto-confirms new users when `SWITCHBOARD_AUTO_CONFIRM_USERS=true` |
+//! | `queue:<name>` | `SqsEvent` | the queue's `#[queue_consumer]`, answering with `batchItemFailures` (`ReportBatchItemFailures`) |
+//! | `http` | HTTP API payload v2 (`lambda_http`) | the app's HTTP API ([`App::http`]); the caller from the JWT authorizer's claims |
 //!
 //! Configuration comes from environment variables the deploy program sets; everything
 //! missing is reported at once, at cold start, as a Lambda init error.
@@ -31,6 +33,7 @@ use crate::aws::connections::ManagementApi;
 use crate::aws::dynamodb::{DynamoStore, TableNames};
 use crate::aws::{AwsSettings, ConfigError, env, required};
 use crate::dispatch::Dispatcher;
+use crate::http::HttpService;
 use crate::jwt::{self, JwtAuthorizer};
 use crate::registry::Registry;
 
@@ -54,6 +57,10 @@ pub enum Role {
     Authorizer,
     /// Cognito's pre-sign-up trigger (`cognito:pre-signup`).
     PreSignup,
+    /// The HTTP API (`http`), when the app has one.
+    Http,
+    /// The consumer of a queue (`queue:<name>`).
+    Queue(&'static str),
 }
 
 /// Set to `true` on a stage whose new users are confirmed without a code (off in prod by
@@ -87,8 +94,8 @@ pub enum LambdaError {
     Runtime(String),
 }
 
-/// Every role this registry can serve.
-pub fn known_roles(registry: &Registry) -> Vec<String> {
+/// Every role this registry can serve (`http` when the app has an HTTP API).
+pub fn known_roles(registry: &Registry, http: bool) -> Vec<String> {
     let mut roles: Vec<String> = registry
         .routes()
         .iter()
@@ -96,14 +103,25 @@ pub fn known_roles(registry: &Registry) -> Vec<String> {
         .collect();
     roles.push("ws:authorizer".to_owned());
     roles.push("cognito:pre-signup".to_owned());
+    roles.extend(
+        registry
+            .consumers()
+            .iter()
+            .map(|c| format!("queue:{}", c.def.queue)),
+    );
+    if http {
+        roles.push(crate::http::ROLE.to_owned());
+    }
     roles
 }
 
-/// Parses a handler string against the registry.
-pub fn parse_role(handler: &str, registry: &Registry) -> Result<Role, LambdaError> {
+/// Parses a handler string against the registry; `http` names a role only when the app
+/// has an HTTP API.
+pub fn parse_role(handler: &str, registry: &Registry, http: bool) -> Result<Role, LambdaError> {
     match handler {
         "ws:authorizer" => return Ok(Role::Authorizer),
         "cognito:pre-signup" => return Ok(Role::PreSignup),
+        crate::http::ROLE if http => return Ok(Role::Http),
         _ => {}
     }
     if let Some(route) = handler
@@ -112,9 +130,15 @@ pub fn parse_role(handler: &str, registry: &Registry) -> Result<Role, LambdaErro
     {
         return Ok(Role::Route(route.def.key));
     }
+    if let Some(consumer) = handler
+        .strip_prefix("queue:")
+        .and_then(|queue| registry.consumer(queue))
+    {
+        return Ok(Role::Queue(consumer.def.queue));
+    }
     Err(LambdaError::UnknownRole {
         given: handler.to_owned(),
-        known: known_roles(registry),
+        known: known_roles(registry, http),
     })
 }
 
@@ -177,7 +201,7 @@ async fn start(app: &App) -> Result<(), LambdaError> {
         return Err(ConfigError { problems }.into());
     }
     let registry = app.registry()?;
-    match parse_role(&handler, &registry)? {
+    match parse_role(&handler, &registry, app.has_http())? {
         Role::Authorizer => {
             // Cognito (or any OIDC issuer) when configured; built once, so the JWKS
             // cache lives as long as the container.
@@ -228,10 +252,154 @@ async fn start(app: &App) -> Result<(), LambdaError> {
                 Some(endpoint) => ManagementApi::new(&config.aws, endpoint),
                 None => ManagementApi::from_events(&config.aws),
             });
-            let dispatcher = app.clone().store(store).dispatcher(api.clone())?;
+            let mut app = app.clone().store(store);
+            let queues = registry
+                .get(key)
+                .map(|r| r.def.options.send_queues())
+                .unwrap_or_default();
+            if let Some(queue) = sqs_from_env(&config.aws, &queues)? {
+                app = app.queue(queue);
+            }
+            let dispatcher = app.dispatcher(api.clone())?;
             serve_route(key, dispatcher, api).await
         }
+        Role::Queue(queue) => {
+            let config = RouteConfig::from_env()?;
+            let Some(endpoint) = config.management_endpoint.clone() else {
+                return Err(ConfigError {
+                    problems: vec![format!(
+                        "{} is not set (consumers send through @connections and get no API Gateway event to read it from)",
+                        env::MANAGEMENT_ENDPOINT
+                    )],
+                }
+                .into());
+            };
+            let store = DynamoStore::from_settings(
+                &config
+                    .aws
+                    .clone()
+                    .with_endpoint(config.dynamodb_endpoint.clone()),
+                config.tables.clone(),
+            );
+            let api = Arc::new(ManagementApi::new(&config.aws, endpoint));
+            let dispatcher = app.clone().store(store).dispatcher(api)?;
+            let services = Arc::clone(dispatcher.services());
+            let Some(consumer) = services
+                .registry
+                .consumer(queue)
+                .map(|c| Arc::clone(&c.consumer))
+            else {
+                return Err(LambdaError::UnknownRole {
+                    given: handler,
+                    known: known_roles(&registry, app.has_http()),
+                });
+            };
+            serve_queue(queue, consumer, services).await
+        }
+        Role::Http => {
+            let config = RouteConfig::from_env()?;
+            let store = DynamoStore::from_settings(
+                &config
+                    .aws
+                    .clone()
+                    .with_endpoint(config.dynamodb_endpoint.clone()),
+                config.tables.clone(),
+            );
+            // HTTP events carry no WebSocket domain: sends need the configured endpoint.
+            let api = Arc::new(ManagementApi::with_endpoint(
+                &config.aws,
+                config.management_endpoint.clone(),
+            ));
+            if !api.is_configured() {
+                tracing::warn!(
+                    "{} is not set: HTTP handlers can read the store but sends through @connections will fail",
+                    env::MANAGEMENT_ENDPOINT
+                );
+            }
+            match app.clone().store(store).http_service(api)? {
+                Some(service) => serve_http(service).await,
+                None => Err(LambdaError::UnknownRole {
+                    given: handler,
+                    known: known_roles(&registry, false),
+                }),
+            }
+        }
     }
+}
+
+/// The SQS queues a function sends to, from `SWITCHBOARD_QUEUE_URL_<NAME>` (every one
+/// of `queues` is required), with `SWITCHBOARD_SQS_ENDPOINT` as an endpoint override.
+fn sqs_from_env(
+    aws: &AwsSettings,
+    queues: &[&str],
+) -> Result<Option<crate::queue::sqs::SqsQueue>, ConfigError> {
+    if queues.is_empty() {
+        return Ok(None);
+    }
+    let mut problems = Vec::new();
+    let mut urls = Vec::new();
+    for queue in queues {
+        let var = crate::queue::queue_url_env_var(queue);
+        match std::env::var(&var) {
+            Ok(url) if !url.trim().is_empty() => urls.push((queue.to_string(), url)),
+            _ => problems.push(format!("{var} is not set (the URL of queue `{queue}`)")),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError { problems });
+    }
+    let endpoint = std::env::var(env::SQS_ENDPOINT)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let settings = aws.clone().with_endpoint(endpoint);
+    Ok(Some(crate::queue::sqs::SqsQueue::from_settings(
+        &settings,
+        crate::queue::sqs::QueueNames::from_urls(urls),
+    )))
+}
+
+async fn serve_queue(
+    queue: &'static str,
+    consumer: crate::consumer::BoxedConsumer,
+    services: Arc<crate::request::Services>,
+) -> Result<(), LambdaError> {
+    tracing::info!(queue, "serving queue consumer");
+    let handler = service_fn(
+        move |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| {
+            let consumer = Arc::clone(&consumer);
+            let services = Arc::clone(&services);
+            async move {
+                let started = Instant::now();
+                let size = event.payload.records.len();
+                let response =
+                    crate::consumer::handle_sqs_event(&consumer, &services, queue, &event.payload)
+                        .await;
+                tracing::info!(
+                    queue,
+                    request_id = %event.context.request_id,
+                    messages = size,
+                    failed = response.batch_item_failures.len(),
+                    micros = started.elapsed().as_micros() as u64,
+                    "batch"
+                );
+                Ok::<_, Diagnostic>(response)
+            }
+        },
+    );
+    lambda_runtime::run(handler)
+        .await
+        .map_err(|e| LambdaError::Runtime(e.to_string()))
+}
+
+async fn serve_http(service: HttpService) -> Result<(), LambdaError> {
+    tracing::info!("serving the HTTP API");
+    let handler = lambda_http::service_fn(move |request: lambda_http::Request| {
+        let service = service.clone();
+        async move { Ok::<_, std::convert::Infallible>(service.handle(request).await) }
+    });
+    lambda_http::run(handler)
+        .await
+        .map_err(|e| LambdaError::Runtime(e.to_string()))
 }
 
 async fn serve_route(

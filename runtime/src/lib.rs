@@ -34,10 +34,12 @@ pub mod auth;
 pub mod aws;
 pub mod backend;
 mod builtins;
+pub mod consumer;
 pub mod context;
 pub mod dispatch;
 pub mod extract;
 pub mod handler;
+pub mod http;
 pub mod identity;
 pub mod jwt;
 pub mod lambda;
@@ -51,20 +53,21 @@ pub mod select;
 pub mod testing;
 
 pub use app::App;
-pub use context::{Ctx, Delivery, Target};
+pub use consumer::{Message, QueueCtx};
+pub use context::{Ctx, Delivery, Forward, Target};
 pub use extract::{ConnectionId, FromEvent, FromMessage, Json, State};
 pub use handler::Handler;
 pub use identity::Identity;
 pub use registry::{Registry, RegistryError, RouteDef, RouteKind, RouteOptions, routes};
 pub use response::{Frame, IntoWsResponse, WsError};
-pub use switchboard_macros::{ws_connect, ws_default, ws_disconnect, ws_route};
+pub use switchboard_macros::{queue_consumer, ws_connect, ws_default, ws_disconnect, ws_route};
 
 /// Everything a handler module needs: `use switchboard::prelude::*;`.
 pub mod prelude {
     pub use crate::backend::Member;
     pub use crate::{
-        App, ConnectionId, Ctx, Delivery, Frame, Identity, Json, State, WsError, ws_connect,
-        ws_default, ws_disconnect, ws_route,
+        App, ConnectionId, Ctx, Delivery, Frame, Identity, Json, Message, QueueCtx, State, WsError,
+        queue_consumer, ws_connect, ws_default, ws_disconnect, ws_route,
     };
     pub use serde::{Deserialize, Serialize};
 }
@@ -72,6 +75,7 @@ pub mod prelude {
 /// Used by the code the attribute macros generate. Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::consumer::{BoxedConsumer, ConsumerDef, ConsumerOptions, erase_consumer};
     pub use crate::handler::{BoxedHandler, erase};
     pub use crate::registry::{RouteDef, RouteKind, RouteOptions, SourceLocation};
     pub use inventory;

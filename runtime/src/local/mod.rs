@@ -1,5 +1,6 @@
-//! The local gateway: API Gateway's WebSocket API, its `@connections` management API and
-//! the web page on one loopback address, with embedded backends.
+//! The local gateway: API Gateway's WebSocket API, its `@connections` management API, the
+//! app's HTTP API and the web page on one loopback address, with embedded backends — the
+//! paths CloudFront serves in production (`/`, `/http/*`, `/ws`, `/ws/*`).
 //!
 //! It reproduces what API Gateway does (see `ARCHITECTURE.md`): route selection,
 //! `$connect` rejection statuses, authorizer context on every event, frame and message
@@ -7,6 +8,7 @@
 //! `@connections` POST/GET/DELETE with 410 for gone connections, connection ids in AWS's
 //! shape, and `$disconnect` on every kind of close.
 
+mod consumers;
 mod core;
 mod hub;
 pub mod ids;
@@ -98,8 +100,10 @@ pub enum GatewayError {
 pub struct LocalGateway {
     addr: SocketAddr,
     gateway: Arc<Gateway>,
+    has_http: bool,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
+    consumers: Option<consumers::EmbeddedConsumers>,
 }
 
 impl std::fmt::Debug for LocalGateway {
@@ -115,10 +119,14 @@ impl LocalGateway {
         gateway: Arc<Gateway>,
         listener: Listening,
         issuer: Option<Arc<issuer::LocalIssuer>>,
+        http: Option<Router>,
     ) -> Result<Self, GatewayError> {
         let Listening { listener, addr } = listener;
         gateway.set_domain(addr);
-        let mut router = router(Arc::clone(&gateway));
+        let has_http = http.is_some();
+        let mut router = router(Arc::clone(&gateway), http);
+        let consumers = consumers::EmbeddedConsumers::start(gateway.dispatcher.services());
+        router = router.merge(consumers.routes());
         if let Some(issuer) = issuer {
             router = router.merge(issuer::routes(issuer));
         }
@@ -141,8 +149,10 @@ impl LocalGateway {
         Ok(Self {
             addr,
             gateway,
+            has_http,
             stop: Some(stop),
             server,
+            consumers: Some(consumers),
         })
     }
 
@@ -154,6 +164,12 @@ impl LocalGateway {
     /// `http://ADDR`: the web page.
     pub fn http_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `http://ADDR/http`: the HTTP API, when the app has one.
+    pub fn http_api_url(&self) -> Option<String> {
+        self.has_http
+            .then(|| format!("http://{}{}", self.addr, crate::http::BASE_PATH))
     }
 
     /// `ws://ADDR/ws`: the WebSocket API.
@@ -173,11 +189,13 @@ impl LocalGateway {
     }
 
     /// Stops accepting connections, closes every socket with 1001 (firing each
-    /// `$disconnect`), and waits up to `grace` for them to finish.
+    /// `$disconnect`), lets the embedded queue consumers finish the batches they are
+    /// running, and waits up to `grace` for all of it.
     pub async fn shutdown_within(mut self, grace: Duration) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        let consumers = self.consumers.take().map(|c| c.drain(grace));
         self.gateway.hub.close_all(1001, "Going away");
         let deadline = tokio::time::Instant::now() + grace;
         while self.gateway.hub.len() > 0 || self.gateway.closing() > 0 {
@@ -189,6 +207,9 @@ impl LocalGateway {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if let Some(drain) = consumers {
+            drain.await;
         }
         let _ = tokio::time::timeout(grace, &mut self.server).await;
     }
@@ -244,7 +265,7 @@ fn listen_deep(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-fn router(gateway: Arc<Gateway>) -> Router {
+fn router(gateway: Arc<Gateway>, http: Option<Router>) -> Router {
     let stage_path = format!("/{}/@connections/{{id}}", gateway.config.stage);
     Router::new()
         .route("/", get(mgmt::index))
@@ -260,6 +281,23 @@ fn router(gateway: Arc<Gateway>) -> Router {
             any(mgmt::connection_op).layer(DefaultBodyLimit::max(1024 * 1024)),
         )
         .route("/{stage}/@connections/{id}", any(mgmt::wrong_stage))
-        .fallback(ws::fallback)
+        .fallback(
+            move |state: axum::extract::State<Arc<Gateway>>,
+                  peer: axum::extract::ConnectInfo<SocketAddr>,
+                  request: axum::extract::Request| {
+                let http = http.clone();
+                async move {
+                    // CloudFront's `/http/*` behaviour: the path reaches the HTTP API
+                    // unchanged. (Through the fallback rather than a route, so that no
+                    // path parameter of ours reaches the app's extractors.)
+                    match http {
+                        Some(http) if crate::http::is_http_path(request.uri().path()) => {
+                            crate::http::call(http, request).await
+                        }
+                        _ => ws::fallback(state, peer, request).await,
+                    }
+                }
+            },
+        )
         .with_state(gateway)
 }

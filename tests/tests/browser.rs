@@ -1,0 +1,164 @@
+//! The chat page in a real browser: starts the local gateway (the local issuer's tokens,
+//! as `cargo run` does) on 127.0.0.1, then runs `node tests/browser/chat.mjs URL OUT_DIR`,
+//! which drives Debian's `chromium` with playwright-core: two users sign in, join one
+//! room, see each other's messages, the page's HTTP API calls and heartbeat work, and the
+//! page reconnects by itself after the server drops its socket. Screenshots land in
+//! `target/browser/`.
+//!
+//! Needs `node`, `tests/browser/node_modules` (`npm ci` in `tests/browser`) and chromium
+//! (`/usr/bin/chromium`, or `CHROMIUM=path`); `.ci/run` provides all three. Without them
+//! the test fails when `CI=true` and is skipped, loudly, otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use switchboard::local::LocalConfig;
+use switchboard_tests::*;
+use tokio::process::Command;
+
+/// The whole browser session (every step inside is bounded by 15 s).
+const BROWSER_LIMIT: Duration = Duration::from_secs(150);
+
+fn chromium() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("CHROMIUM") {
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
+    }
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+fn node_works() -> bool {
+    std::process::Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// What is missing to run the browser test, if anything.
+fn missing(browser_dir: &Path) -> Vec<String> {
+    let mut missing = Vec::new();
+    if !node_works() {
+        missing.push("node (Node.js 20+) on PATH".to_owned());
+    }
+    if !browser_dir
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        missing.push(format!(
+            "playwright-core: run `npm ci` in {}",
+            browser_dir.display()
+        ));
+    }
+    if chromium().is_none() {
+        missing.push(
+            "chromium: `apt-get install -y --no-install-recommends chromium`, or set CHROMIUM"
+                .to_owned(),
+        );
+    }
+    missing
+}
+
+#[tokio::test]
+async fn two_users_chat_in_chromium_and_the_page_reconnects() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let browser_dir = root.join("browser");
+    let missing = missing(&browser_dir);
+    if !missing.is_empty() {
+        let what = missing.join("; ");
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("the browser test cannot run (CI=true): missing {what}");
+        }
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: the browser test did not run: missing {what}. \
+             `bash .ci/run` installs everything. !!!!!!!!\n"
+        );
+        return;
+    }
+    let out_dir = root.join("../target/browser");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    for name in ["chat.png", "chat-bob.png", "chat-reconnected.png"] {
+        let _ = std::fs::remove_file(out_dir.join(name));
+    }
+
+    let state_dir = std::env::temp_dir().join(format!(
+        "switchboard-browser-{}",
+        switchboard::local::ids::new_api_id()
+    ));
+    let gw = step(
+        "gateway start",
+        chat_app::app().serve_local(LocalConfig {
+            state_dir,
+            ..config()
+        }),
+    )
+    .await
+    .unwrap();
+    let url = gw.http_url();
+
+    let mut command = Command::new("node");
+    command
+        .arg(browser_dir.join("chat.mjs"))
+        .arg(&url)
+        .arg(&out_dir)
+        .current_dir(&browser_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(path) = chromium() {
+        command.env("CHROMIUM", path);
+    }
+    let child = command.spawn().expect("node starts");
+    let output = match tokio::time::timeout(BROWSER_LIMIT, child.wait_with_output()).await {
+        Ok(output) => output.expect("node ran"),
+        Err(_) => panic!("the browser test did not finish within {BROWSER_LIMIT:?}"),
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "chat.mjs failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
+        output.status
+    );
+    let summary: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON summary in: {stdout}\nstderr: {stderr}"));
+    assert_eq!(summary["ok"], true, "{summary}");
+    let dropped_and_back = summary["reconnectedAs"]
+        .as_str()
+        .is_some_and(is_aws_connection_id);
+    assert!(dropped_and_back, "{summary}");
+    assert_ne!(summary["statusAfterDrop"], "connected", "{summary}");
+
+    for name in ["chat.png", "chat-bob.png", "chat-reconnected.png"] {
+        let png = std::fs::read(out_dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            png.len() > 1000 && png.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{name} is not a screenshot"
+        );
+    }
+
+    // Closing the browser closed both sockets: every `$disconnect` ran and the store is
+    // empty again.
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let records = store_records(&gw).await;
+        if records.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "records left after the browser closed: {records:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown(gw).await;
+}
