@@ -1,0 +1,497 @@
+//! The service as the deploy program sees it: the app's manifest turned into Lambda
+//! functions (one per role string), queues and the optional HTTP API.
+//!
+//! The manifest is read through its JSON form (`Manifest` is `Serialize`), so fields
+//! added to it later (queues, the HTTP API) are read when present and default to absent.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use switchboard::manifest::Manifest;
+
+use crate::DeployError;
+
+/// Lambda memory when the route does not say (MB).
+pub const DEFAULT_MEMORY_MB: u32 = 256;
+/// Lambda timeout when the route does not say (s).
+pub const DEFAULT_TIMEOUT_SECS: u32 = 10;
+/// Messages per consumer invocation when the consumer does not say.
+pub const DEFAULT_BATCH_SIZE: u32 = 10;
+
+/// What a function's code needs from the platform (the manifest's `capabilities`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Capabilities {
+    /// Sends to connections (`execute-api:ManageConnections` POST/GET/DELETE).
+    pub connections: bool,
+    /// Reads or writes the connection store (DynamoDB).
+    pub store: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct OptionsDoc {
+    memory_mb: Option<u32>,
+    timeout_secs: Option<u32>,
+    forward: Option<String>,
+    queues: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RouteDoc {
+    key: String,
+    kind: String,
+    #[serde(default)]
+    options: OptionsDoc,
+    #[serde(default)]
+    returns_value: bool,
+    #[serde(default)]
+    capabilities: Capabilities,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConsumerDoc {
+    memory_mb: Option<u32>,
+    timeout_secs: Option<u32>,
+    batch_size: Option<u32>,
+    #[serde(default)]
+    options: ConsumerOptionsDoc,
+    #[serde(default)]
+    capabilities: Capabilities,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct ConsumerOptionsDoc {
+    memory_mb: Option<u32>,
+    timeout_secs: Option<u32>,
+    batch_size: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct QueueDoc {
+    name: String,
+    #[serde(default)]
+    producers: Vec<String>,
+    consumer: Option<ConsumerDoc>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct HttpDoc {
+    memory_mb: Option<u32>,
+    timeout_secs: Option<u32>,
+    options: OptionsDoc,
+    capabilities: Option<Capabilities>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestDoc {
+    app: String,
+    route_selection_expression: String,
+    routes: Vec<RouteDoc>,
+    #[serde(default)]
+    queues: Vec<QueueDoc>,
+    #[serde(default)]
+    http: Option<serde_json::Value>,
+}
+
+/// What a function is deployed as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FunctionKind {
+    /// A WebSocket route (`ws:<key>`).
+    Route {
+        /// The route key.
+        key: String,
+        /// `$connect`, `$disconnect` or a message route (`$default` and custom keys).
+        reserved: Option<Reserved>,
+    },
+    /// The `$connect` REQUEST authorizer (`ws:authorizer`).
+    Authorizer,
+    /// Cognito's pre-sign-up trigger (`cognito:pre-signup`).
+    PreSignup,
+    /// A queue consumer (`queue:<name>`).
+    Consumer {
+        /// The queue.
+        queue: String,
+        /// Messages per invocation.
+        batch_size: u32,
+    },
+    /// The HTTP API (`http`).
+    Http,
+}
+
+/// The reserved routes that behave differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reserved {
+    /// `$connect`.
+    Connect,
+    /// `$disconnect`.
+    Disconnect,
+    /// `$default`.
+    Default,
+}
+
+/// One Lambda function of the service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Function {
+    /// The handler string (`ws:sendMessage`, `ws:authorizer`, `queue:orders`, `http`).
+    pub role: String,
+    /// What it is.
+    pub kind: FunctionKind,
+    /// A name part unique in the service, valid in Lambda and IAM names.
+    pub slug: String,
+    /// Memory (MB).
+    pub memory_mb: u32,
+    /// Timeout (s).
+    pub timeout_secs: u32,
+    /// What its code uses.
+    pub capabilities: Capabilities,
+    /// Queues it may send to.
+    pub sends_to: Vec<String>,
+    /// Whether the route's handler returns a value (routes only).
+    pub returns_value: bool,
+}
+
+impl Function {
+    /// Whether this function serves WebSocket messages (`$default` and custom routes):
+    /// those may close a connection whose token expired (`DeleteConnection`).
+    pub fn is_message_route(&self) -> bool {
+        matches!(
+            &self.kind,
+            FunctionKind::Route { reserved, .. } if !matches!(reserved, Some(Reserved::Connect | Reserved::Disconnect))
+        )
+    }
+
+    /// The route key, for route functions.
+    pub fn route_key(&self) -> Option<&str> {
+        match &self.kind {
+            FunctionKind::Route { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// A queue of the service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Queue {
+    /// Its logical name.
+    pub name: String,
+    /// The roles of the functions that send to it.
+    pub producers: Vec<String>,
+    /// The role of its consumer function, if it has one.
+    pub consumer: Option<String>,
+}
+
+/// The service: everything the plan is made from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// The app's name.
+    pub app: String,
+    /// The WebSocket API's route selection expression.
+    pub route_selection_expression: String,
+    /// Every function: routes (registry order), the authorizer, the pre-sign-up
+    /// trigger, queue consumers, the HTTP function.
+    pub functions: Vec<Function>,
+    /// Every queue, by name.
+    pub queues: Vec<Queue>,
+    /// Whether the app has an HTTP API.
+    pub http: bool,
+}
+
+impl Service {
+    /// The service of an app's manifest.
+    pub fn from_manifest(manifest: &Manifest) -> Result<Self, DeployError> {
+        let value = serde_json::to_value(manifest).map_err(DeployError::Manifest)?;
+        Self::from_manifest_json(value)
+    }
+
+    /// The service of a manifest in its JSON form (`app manifest`).
+    pub fn from_manifest_json(value: serde_json::Value) -> Result<Self, DeployError> {
+        let doc: ManifestDoc = serde_json::from_value(value).map_err(DeployError::Manifest)?;
+        let mut functions = Vec::new();
+        for route in &doc.routes {
+            let reserved = match route.kind.as_str() {
+                "connect" => Some(Reserved::Connect),
+                "disconnect" => Some(Reserved::Disconnect),
+                "default" => Some(Reserved::Default),
+                _ => None,
+            };
+            let mut sends_to: Vec<String> = route.options.forward.iter().cloned().collect();
+            for q in &route.options.queues {
+                if !sends_to.contains(q) {
+                    sends_to.push(q.clone());
+                }
+            }
+            functions.push(Function {
+                role: format!("ws:{}", route.key),
+                slug: match reserved {
+                    Some(Reserved::Connect) => "ws-connect".to_owned(),
+                    Some(Reserved::Disconnect) => "ws-disconnect".to_owned(),
+                    Some(Reserved::Default) => "ws-default".to_owned(),
+                    None => format!("route-{}", slug(&route.key)),
+                },
+                kind: FunctionKind::Route {
+                    key: route.key.clone(),
+                    reserved,
+                },
+                memory_mb: route.options.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
+                timeout_secs: route.options.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS),
+                capabilities: route.capabilities.clone(),
+                sends_to,
+                returns_value: route.returns_value,
+            });
+        }
+        functions.push(plain(
+            "ws:authorizer",
+            "authorizer",
+            FunctionKind::Authorizer,
+        ));
+        functions.push(plain(
+            "cognito:pre-signup",
+            "pre-signup",
+            FunctionKind::PreSignup,
+        ));
+
+        let mut queues: BTreeMap<String, Queue> = BTreeMap::new();
+        for q in &doc.queues {
+            queues.insert(
+                q.name.clone(),
+                Queue {
+                    name: q.name.clone(),
+                    producers: q.producers.iter().map(|k| format!("ws:{k}")).collect(),
+                    consumer: None,
+                },
+            );
+            if let Some(c) = &q.consumer {
+                let role = format!("queue:{}", q.name);
+                functions.push(Function {
+                    role: role.clone(),
+                    slug: format!("queue-{}", slug(&q.name)),
+                    kind: FunctionKind::Consumer {
+                        queue: q.name.clone(),
+                        batch_size: c
+                            .batch_size
+                            .or(c.options.batch_size)
+                            .unwrap_or(DEFAULT_BATCH_SIZE),
+                    },
+                    memory_mb: c
+                        .memory_mb
+                        .or(c.options.memory_mb)
+                        .unwrap_or(DEFAULT_MEMORY_MB),
+                    timeout_secs: c
+                        .timeout_secs
+                        .or(c.options.timeout_secs)
+                        .unwrap_or(DEFAULT_TIMEOUT_SECS),
+                    capabilities: c.capabilities.clone(),
+                    sends_to: Vec::new(),
+                    returns_value: false,
+                });
+                if let Some(queue) = queues.get_mut(&q.name) {
+                    queue.consumer = Some(role);
+                }
+            }
+        }
+        let http = match &doc.http {
+            None | Some(serde_json::Value::Null) => false,
+            Some(v) => {
+                let h: HttpDoc = serde_json::from_value(v.clone()).unwrap_or_default();
+                let mut f = plain("http", "http", FunctionKind::Http);
+                f.memory_mb = h
+                    .memory_mb
+                    .or(h.options.memory_mb)
+                    .unwrap_or(DEFAULT_MEMORY_MB);
+                f.timeout_secs = h
+                    .timeout_secs
+                    .or(h.options.timeout_secs)
+                    .unwrap_or(DEFAULT_TIMEOUT_SECS);
+                // Without declared capabilities, the HTTP function gets the store and
+                // the connections (it may push to sockets).
+                f.capabilities = h.capabilities.unwrap_or(Capabilities {
+                    connections: true,
+                    store: true,
+                });
+                f.sends_to = h.options.send_queues();
+                functions.push(f);
+                true
+            }
+        };
+        // Every function that may send to a queue is one of its producers.
+        for f in &functions {
+            for q in &f.sends_to {
+                let queue = queues.entry(q.clone()).or_insert_with(|| Queue {
+                    name: q.clone(),
+                    producers: Vec::new(),
+                    consumer: None,
+                });
+                if !queue.producers.contains(&f.role) {
+                    queue.producers.push(f.role.clone());
+                }
+            }
+        }
+        for q in queues.values() {
+            for p in &q.producers {
+                if !functions.iter().any(|f| &f.role == p) {
+                    return Err(DeployError::UnknownProducer {
+                        queue: q.name.clone(),
+                        producer: p.clone(),
+                    });
+                }
+            }
+        }
+        // Producers named only by the queue get the send permission too.
+        for q in queues.values() {
+            for f in functions.iter_mut() {
+                if q.producers.contains(&f.role) && !f.sends_to.contains(&q.name) {
+                    f.sends_to.push(q.name.clone());
+                }
+            }
+        }
+        Ok(Self {
+            app: doc.app,
+            route_selection_expression: doc.route_selection_expression,
+            functions,
+            queues: queues.into_values().collect(),
+            http,
+        })
+    }
+
+    /// The function with this role.
+    pub fn function(&self, role: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| f.role == role)
+    }
+}
+
+impl OptionsDoc {
+    fn send_queues(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.forward.iter().cloned().collect();
+        for q in &self.queues {
+            if !out.contains(q) {
+                out.push(q.clone());
+            }
+        }
+        out
+    }
+}
+
+fn plain(role: &str, slug: &str, kind: FunctionKind) -> Function {
+    Function {
+        role: role.to_owned(),
+        kind,
+        slug: slug.to_owned(),
+        memory_mb: DEFAULT_MEMORY_MB,
+        timeout_secs: DEFAULT_TIMEOUT_SECS,
+        capabilities: Capabilities::default(),
+        sends_to: Vec::new(),
+        returns_value: false,
+    }
+}
+
+/// A name part from any string: ASCII letters, digits, `-` and `_` are kept, anything
+/// else becomes `_`, and a changed or long name gets a hash of the original so that
+/// two keys never share a slug.
+pub fn slug(s: &str) -> String {
+    let clean: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean == s && clean.len() <= 32 && !clean.is_empty() {
+        clean
+    } else {
+        let short: String = clean.chars().take(23).collect();
+        format!("{short}-{:08x}", fnv32(s))
+    }
+}
+
+/// FNV-1a, 32 bits: a short stable hash for names and deployment triggers.
+pub fn fnv32(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The environment variable holding a queue's URL: `SWITCHBOARD_QUEUE_URL_<NAME>`.
+pub fn queue_url_env_var(name: &str) -> String {
+    switchboard::queue::queue_url_env_var(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_valid_and_distinct() {
+        assert_eq!(slug("sendMessage"), "sendMessage");
+        let a = slug("chat.send");
+        let b = slug("chat_send");
+        assert_ne!(a, b);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+        assert!(slug(&"x".repeat(200)).len() <= 32);
+    }
+
+    #[test]
+    fn queues_and_http_from_the_manifest_json() {
+        let doc = serde_json::json!({
+            "app": "shop", "routeSelectionExpression": "$request.body.action",
+            "routes": [
+                {"key": "$connect", "kind": "connect", "capabilities": {"store": true}},
+                {"key": "placeOrder", "kind": "custom", "options": {"forward": "orders", "timeoutSecs": 5},
+                 "capabilities": {"connections": false, "store": false}},
+                {"key": "audit", "kind": "custom", "options": {"queues": ["audit-log"]}}
+            ],
+            "queues": [
+                {"name": "orders", "producers": ["placeOrder"], "consumer": {"fn": "ship", "module": "m", "file": "f", "line": 1,
+                  "options": {"timeoutSecs": 20, "batchSize": 5}, "capabilities": {"connections": true, "store": true}}},
+                {"name": "audit-log", "producers": ["audit"], "consumer": null}
+            ],
+            "http": {"fn": "router"}
+        });
+        let s = Service::from_manifest_json(doc).unwrap();
+        assert!(s.http);
+        let place = s.function("ws:placeOrder").unwrap();
+        assert_eq!(place.sends_to, vec!["orders"]);
+        assert_eq!(place.timeout_secs, 5);
+        let consumer = s.function("queue:orders").unwrap();
+        assert_eq!(consumer.timeout_secs, 20);
+        assert_eq!(
+            consumer.kind,
+            FunctionKind::Consumer {
+                queue: "orders".into(),
+                batch_size: 5
+            }
+        );
+        assert_eq!(s.queues.len(), 2);
+        assert_eq!(s.queues[0].name, "audit-log");
+        assert_eq!(s.queues[0].consumer, None);
+        assert_eq!(s.queues[1].consumer.as_deref(), Some("queue:orders"));
+        assert!(s.function("http").is_some());
+        assert_eq!(
+            queue_url_env_var("audit-log"),
+            "SWITCHBOARD_QUEUE_URL_AUDIT_LOG"
+        );
+    }
+
+    #[test]
+    fn an_unknown_producer_is_an_error() {
+        let doc = serde_json::json!({
+            "app": "a", "routeSelectionExpression": "$request.body.action", "routes": [],
+            "queues": [{"name": "q", "producers": ["ghost"], "consumer": null}]
+        });
+        assert!(matches!(
+            Service::from_manifest_json(doc),
+            Err(DeployError::UnknownProducer { .. })
+        ));
+    }
+}

@@ -1,0 +1,793 @@
+//! The real deploy binary under a fake Pulumi engine: every resource's type, name and
+//! key properties, in update and preview mode, and what one more route adds.
+
+// Helpers outside #[test] functions unwrap too: a test failing loudly is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use serde_json::{Value, json};
+
+const P: &str = "chat-dev";
+
+/// The resources the chat app's stage must have, by (type, name).
+fn expected(
+    route_slugs: &[(String, bool)],
+    http: bool,
+    queues: &[(String, bool)],
+) -> BTreeSet<(String, String)> {
+    let mut v: Vec<(&str, String)> = vec![
+        ("pulumi:providers:aws", "us-east-1".into()),
+        ("aws:cloudwatch/logGroup:LogGroup", "functions".into()),
+        ("aws:cloudwatch/logGroup:LogGroup", "ws-access".into()),
+        ("aws:iam/role:Role", "apigateway-cloudwatch".into()),
+        (
+            "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+            "apigateway-cloudwatch".into(),
+        ),
+        (
+            "aws:apigateway/account:Account",
+            "apigateway-account".into(),
+        ),
+        ("aws:dynamodb/table:Table", "connections".into()),
+        ("aws:dynamodb/table:Table", "rooms".into()),
+        ("aws:apigatewayv2/api:Api", "ws".into()),
+        ("aws:iam/role:Role", "pre-signup".into()),
+        ("aws:lambda/function:Function", "pre-signup".into()),
+        ("aws:cognito/userPool:UserPool", "users".into()),
+        ("aws:cognito/userPoolClient:UserPoolClient", "web".into()),
+        ("aws:lambda/permission:Permission", "pre-signup".into()),
+        ("aws:iam/role:Role", "authorizer".into()),
+        ("aws:lambda/function:Function", "authorizer".into()),
+        ("aws:apigatewayv2/authorizer:Authorizer", "ws".into()),
+        ("aws:lambda/permission:Permission", "authorizer".into()),
+        ("aws:apigatewayv2/deployment:Deployment", "ws".into()),
+        ("aws:apigatewayv2/stage:Stage", "ws".into()),
+        ("aws:s3/bucket:Bucket", "web".into()),
+        (
+            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+            "web".into(),
+        ),
+        ("aws:s3/bucketObjectv2:BucketObjectv2", "index".into()),
+        (
+            "aws:cloudfront/originAccessControl:OriginAccessControl",
+            "web".into(),
+        ),
+        ("aws:wafv2/ipSet:IpSet", "blocked".into()),
+        ("aws:wafv2/ipSet:IpSet", "allowed".into()),
+        ("aws:wafv2/webAcl:WebAcl", "web".into()),
+        ("aws:acm/certificate:Certificate", "site".into()),
+        ("aws:route53/record:Record", "site-validation".into()),
+        (
+            "aws:acm/certificateValidation:CertificateValidation",
+            "site".into(),
+        ),
+        ("aws:cloudfront/distribution:Distribution", "site".into()),
+        ("aws:s3/bucketPolicy:BucketPolicy", "web".into()),
+        ("aws:route53/record:Record", "site-A".into()),
+        ("aws:route53/record:Record", "site-AAAA".into()),
+    ];
+    for (q, consumer) in queues {
+        v.push(("aws:sqs/queue:Queue", format!("queue-{q}")));
+        v.push(("aws:sqs/queue:Queue", format!("queue-{q}-dlq")));
+        if *consumer {
+            v.push(("aws:iam/role:Role", format!("queue-{q}")));
+            v.push(("aws:lambda/function:Function", format!("queue-{q}")));
+            v.push((
+                "aws:lambda/eventSourceMapping:EventSourceMapping",
+                format!("queue-{q}"),
+            ));
+        }
+    }
+    if http {
+        for t in [
+            "aws:apigatewayv2/api:Api",
+            "aws:apigatewayv2/authorizer:Authorizer",
+            "aws:apigatewayv2/integration:Integration",
+            "aws:apigatewayv2/route:Route",
+            "aws:apigatewayv2/stage:Stage",
+            "aws:lambda/permission:Permission",
+            "aws:lambda/function:Function",
+            "aws:iam/role:Role",
+        ] {
+            v.push((t, "http".into()));
+        }
+    }
+    for (slug, two_way) in route_slugs {
+        for t in [
+            "aws:iam/role:Role",
+            "aws:lambda/function:Function",
+            "aws:apigatewayv2/integration:Integration",
+            "aws:apigatewayv2/route:Route",
+            "aws:lambda/permission:Permission",
+        ] {
+            v.push((t, slug.clone()));
+        }
+        if *two_way {
+            v.push(("aws:apigatewayv2/routeResponse:RouteResponse", slug.clone()));
+        }
+    }
+    v.into_iter().map(|(t, n)| (t.to_owned(), n)).collect()
+}
+
+/// Whether the chat app has an HTTP API (the manifest's `http`, when present, is non-null).
+fn has_http() -> bool {
+    let m = serde_json::to_value(chat_app::app().manifest().unwrap()).unwrap();
+    m.get("http").is_some_and(|h| !h.is_null())
+}
+
+/// The slug the program names a route's resources with.
+fn slug(key: &str) -> String {
+    match key {
+        "$connect" => "ws-connect".to_owned(),
+        "$disconnect" => "ws-disconnect".to_owned(),
+        "$default" => "ws-default".to_owned(),
+        k => format!("route-{k}"),
+    }
+}
+
+/// The chat's routes (slug, two-way), from its manifest.
+fn chat_routes() -> Vec<(String, bool)> {
+    let m = chat_app::app().manifest().unwrap();
+    m.routes
+        .iter()
+        .map(|r| (slug(r.key), !matches!(r.key, "$connect" | "$disconnect")))
+        .collect()
+}
+
+/// The chat's queues, with whether each has a consumer, from its manifest.
+fn chat_queues() -> Vec<(String, bool)> {
+    let m = serde_json::to_value(chat_app::app().manifest().unwrap()).unwrap();
+    m.get("queues")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|q| {
+            (
+                q["name"].as_str().unwrap().to_owned(),
+                !q["consumer"].is_null(),
+            )
+        })
+        .collect()
+}
+
+fn assert_no_nulls(path: &str, v: &Value) {
+    match v {
+        Value::Null => panic!("{path} is null: the program must not send nulls"),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| assert_no_nulls(&format!("{path}[{i}]"), x)),
+        Value::Object(o) => o
+            .iter()
+            .for_each(|(k, x)| assert_no_nulls(&format!("{path}.{k}"), x)),
+        _ => {}
+    }
+}
+
+fn env(run: &Run, name: &str) -> serde_json::Map<String, Value> {
+    run.find("aws:lambda/function:Function", name).inputs["environment"]["variables"]
+        .as_object()
+        .cloned()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn update_registers_every_resource_with_its_key_properties() {
+    let run = run_example(false).await;
+    let manifest = chat_app::app().manifest().unwrap();
+
+    // Exactly the expected resources, once each, plus the stack.
+    let names: BTreeSet<_> = run.names().into_iter().collect();
+    assert_eq!(names, expected(&chat_routes(), has_http(), &chat_queues()));
+    assert_eq!(
+        run.names().len(),
+        names.len(),
+        "a resource was registered twice"
+    );
+    let stack: Vec<_> = run.resources.iter().filter(|r| !r.custom).collect();
+    assert_eq!(stack.len(), 1);
+    assert_eq!(stack[0].token, "pulumi:pulumi:Stack");
+
+    for r in run.custom() {
+        assert_no_nulls(&format!("{} {}", r.token, r.name), &r.inputs);
+        assert!(
+            !r.inputs.to_string().contains(UNKNOWN),
+            "{} {} has unknowns in update mode",
+            r.token,
+            r.name
+        );
+        assert_eq!(r.version, "7.51.1", "{} {}", r.token, r.name);
+    }
+
+    // WebSocket API.
+    let api = run.find("aws:apigatewayv2/api:Api", "ws");
+    assert_eq!(api.inputs["protocolType"], "WEBSOCKET");
+    assert_eq!(
+        api.inputs["routeSelectionExpression"],
+        "$request.body.action"
+    );
+    assert_eq!(api.inputs["name"], format!("{P}-ws"));
+
+    // Routes, integrations, permissions, route responses, functions.
+    for route in &manifest.routes {
+        let slug = slug(route.key);
+        let f = run.find("aws:lambda/function:Function", &slug);
+        assert_eq!(f.inputs["handler"], format!("ws:{}", route.key));
+        assert_eq!(f.inputs["runtime"], "provided.al2023");
+        assert_eq!(f.inputs["architectures"], json!(["arm64"]));
+        assert_eq!(f.inputs["name"], format!("{P}-{slug}"));
+        assert_eq!(
+            f.inputs["memorySize"],
+            json!(route.options.memory_mb.unwrap_or(256))
+        );
+        assert_eq!(
+            f.inputs["timeout"],
+            json!(route.options.timeout_secs.unwrap_or(10))
+        );
+        assert_eq!(
+            f.inputs["code"]["4dabf18193072939515e22adb298388d"],
+            "0def7320c3a5731c473e5ecbe6d01bc7"
+        );
+        assert!(
+            f.inputs["code"]["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("bootstrap.zip")
+        );
+        let role = run.find("aws:iam/role:Role", &slug);
+        assert_eq!(
+            f.inputs["role"],
+            format!(
+                "arn:aws:iam::{ACCOUNT}:role/{}",
+                role.inputs["name"].as_str().unwrap()
+            )
+        );
+        let e = env(&run, &slug);
+        assert_eq!(
+            e["SWITCHBOARD_CONNECTIONS_TABLE"],
+            "chat-dev-websocket-connections"
+        );
+        assert_eq!(e["SWITCHBOARD_ROOMS_TABLE"], "chat-dev-websocket-rooms");
+        let api_id = &api.id;
+        assert_eq!(
+            e["SWITCHBOARD_MANAGEMENT_ENDPOINT"],
+            format!("https://{api_id}.execute-api.{REGION}.amazonaws.com/ws")
+        );
+
+        let integration = run.find("aws:apigatewayv2/integration:Integration", &slug);
+        assert_eq!(integration.inputs["integrationType"], "AWS_PROXY");
+        assert_eq!(integration.inputs["apiId"], api.id.as_str());
+        assert!(
+            integration.inputs["integrationUri"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("function:{P}-{slug}/invocations"))
+        );
+        let r = run.find("aws:apigatewayv2/route:Route", &slug);
+        assert_eq!(r.inputs["routeKey"], route.key);
+        assert_eq!(
+            r.inputs["target"],
+            format!("integrations/{}", integration.id)
+        );
+        if route.key == "$connect" {
+            let authorizer = run.find("aws:apigatewayv2/authorizer:Authorizer", "ws");
+            assert_eq!(r.inputs["authorizationType"], "CUSTOM");
+            assert_eq!(r.inputs["authorizerId"], authorizer.id.as_str());
+        } else {
+            assert_eq!(r.inputs["authorizationType"], "NONE");
+            assert!(r.inputs.get("authorizerId").is_none());
+        }
+        let perm = run.find("aws:lambda/permission:Permission", &slug);
+        assert_eq!(perm.inputs["principal"], "apigateway.amazonaws.com");
+        assert_eq!(perm.inputs["function"], format!("{P}-{slug}"));
+        assert_eq!(
+            perm.inputs["sourceArn"],
+            format!(
+                "arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/*/{}",
+                route.key
+            )
+        );
+        if !matches!(route.key, "$connect" | "$disconnect") {
+            let rr = run.find("aws:apigatewayv2/routeResponse:RouteResponse", &slug);
+            assert_eq!(rr.inputs["routeId"], r.id.as_str());
+            assert_eq!(rr.inputs["routeResponseKey"], "$default");
+            assert_eq!(r.inputs["routeResponseSelectionExpression"], "$default");
+        }
+    }
+
+    // Authorizer and pre-sign-up functions.
+    let pool = run.find("aws:cognito/userPool:UserPool", "users");
+    let client = run.find("aws:cognito/userPoolClient:UserPoolClient", "web");
+    let auth = run.find("aws:lambda/function:Function", "authorizer");
+    assert_eq!(auth.inputs["handler"], "ws:authorizer");
+    let e = env(&run, "authorizer");
+    let issuer = format!("https://cognito-idp.{REGION}.amazonaws.com/{}", pool.id);
+    assert_eq!(e["SWITCHBOARD_JWT_ISSUER"], issuer.as_str());
+    assert_eq!(
+        e["SWITCHBOARD_JWKS_URL"],
+        format!("{issuer}/.well-known/jwks.json")
+    );
+    assert_eq!(e["SWITCHBOARD_JWT_AUDIENCE"], client.id.as_str());
+    let authorizer = run.find("aws:apigatewayv2/authorizer:Authorizer", "ws");
+    assert_eq!(authorizer.inputs["authorizerType"], "REQUEST");
+    assert!(
+        authorizer.inputs["authorizerUri"]
+            .as_str()
+            .unwrap()
+            .contains("function:chat-dev-authorizer/invocations")
+    );
+    let perm = run.find("aws:lambda/permission:Permission", "authorizer");
+    assert_eq!(
+        perm.inputs["sourceArn"],
+        format!(
+            "arn:aws:execute-api:{REGION}:{ACCOUNT}:{}/authorizers/{}",
+            api.id, authorizer.id
+        )
+    );
+    let pre = run.find("aws:lambda/function:Function", "pre-signup");
+    assert_eq!(pre.inputs["handler"], "cognito:pre-signup");
+    assert_eq!(
+        env(&run, "pre-signup")["SWITCHBOARD_AUTO_CONFIRM_USERS"],
+        "true"
+    );
+    assert_eq!(
+        pool.inputs["lambdaConfig"]["preSignUp"],
+        format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:chat-dev-pre-signup")
+    );
+    let perm = run.find("aws:lambda/permission:Permission", "pre-signup");
+    assert_eq!(perm.inputs["principal"], "cognito-idp.amazonaws.com");
+    assert_eq!(client.inputs["userPoolId"], pool.id.as_str());
+    assert_eq!(client.inputs["generateSecret"], false);
+
+    // Stage and deployment.
+    let stage = run.find("aws:apigatewayv2/stage:Stage", "ws");
+    let deployment = run.find("aws:apigatewayv2/deployment:Deployment", "ws");
+    assert_eq!(stage.inputs["name"], "ws");
+    assert_eq!(stage.inputs["deploymentId"], deployment.id.as_str());
+    assert_eq!(
+        stage.inputs["defaultRouteSettings"]["throttlingRateLimit"],
+        200
+    );
+    assert_eq!(
+        stage.inputs["defaultRouteSettings"]["throttlingBurstLimit"],
+        100
+    );
+    let logs = run.find("aws:cloudwatch/logGroup:LogGroup", "ws-access");
+    assert_eq!(
+        stage.inputs["accessLogSettings"]["destinationArn"],
+        logs_arn(logs)
+    );
+    assert!(
+        deployment.inputs["triggers"]["routes"]
+            .as_str()
+            .unwrap()
+            .len()
+            == 8
+    );
+    // The deployment comes after every route (it snapshots them).
+    let pos = |t: &str, n: &str| {
+        run.resources
+            .iter()
+            .position(|r| r.token == t && r.name == n)
+            .unwrap()
+    };
+    let dep_pos = pos("aws:apigatewayv2/deployment:Deployment", "ws");
+    for r in run
+        .all("aws:apigatewayv2/route:Route")
+        .into_iter()
+        .filter(|r| r.inputs["apiId"] == api.id.as_str())
+    {
+        assert!(
+            pos("aws:apigatewayv2/route:Route", &r.name) < dep_pos,
+            "route {} after the deployment",
+            r.name
+        );
+    }
+    for r in run.all("aws:apigatewayv2/routeResponse:RouteResponse") {
+        assert!(pos("aws:apigatewayv2/routeResponse:RouteResponse", &r.name) < dep_pos);
+    }
+    assert!(
+        pos("aws:apigateway/account:Account", "apigateway-account")
+            < pos("aws:apigatewayv2/stage:Stage", "ws")
+    );
+
+    // Tables: the runtime's schema.
+    let c = run.find("aws:dynamodb/table:Table", "connections");
+    assert_eq!(c.inputs["name"], "chat-dev-websocket-connections");
+    assert_eq!(c.inputs["hashKey"], "username");
+    assert_eq!(c.inputs["rangeKey"], "sessionKey");
+    assert_eq!(c.inputs["billingMode"], "PAY_PER_REQUEST");
+    assert_eq!(
+        c.inputs["globalSecondaryIndexes"],
+        json!([{"name": "chat-dev-websocket-connections-index-connection", "hashKey": "connectionId", "projectionType": "ALL"}])
+    );
+    let r = run.find("aws:dynamodb/table:Table", "rooms");
+    assert_eq!(r.inputs["hashKey"], "room");
+    assert_eq!(r.inputs["rangeKey"], "connectionId");
+    assert_eq!(
+        r.inputs["globalSecondaryIndexes"],
+        json!([{"name": "chat-dev-websocket-rooms-index-connection", "hashKey": "connectionId", "rangeKey": "room", "projectionType": "ALL"}])
+    );
+    assert_eq!(
+        r.inputs["ttl"],
+        json!({"attributeName": "expires", "enabled": true})
+    );
+    assert_eq!(r.inputs["serverSideEncryption"], json!({"enabled": true}));
+
+    // The page and CloudFront.
+    let bucket = run.find("aws:s3/bucket:Bucket", "web");
+    let object = run.find("aws:s3/bucketObjectv2:BucketObjectv2", "index");
+    assert_eq!(object.inputs["content"], chat_app::WEB_PAGE);
+    assert_eq!(object.inputs["bucket"], bucket.id.as_str());
+    let pab = run.find(
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        "web",
+    );
+    for k in [
+        "blockPublicAcls",
+        "blockPublicPolicy",
+        "ignorePublicAcls",
+        "restrictPublicBuckets",
+    ] {
+        assert_eq!(pab.inputs[k], true);
+    }
+    let d = run.find("aws:cloudfront/distribution:Distribution", "site");
+    assert_eq!(d.inputs["aliases"], json!(["chat.example.com"]));
+    let origins = d.inputs["origins"].as_array().unwrap();
+    let oac = run.find(
+        "aws:cloudfront/originAccessControl:OriginAccessControl",
+        "web",
+    );
+    assert_eq!(origins[0]["originAccessControlId"], oac.id.as_str());
+    assert_eq!(
+        origins[0]["domainName"],
+        format!("{}.s3.{REGION}.amazonaws.com", bucket.id)
+    );
+    assert_eq!(
+        origins[1]["domainName"],
+        format!("{}.execute-api.{REGION}.amazonaws.com", api.id)
+    );
+    let behaviors = d.inputs["orderedCacheBehaviors"].as_array().unwrap();
+    let patterns: Vec<_> = behaviors
+        .iter()
+        .map(|b| b["pathPattern"].as_str().unwrap())
+        .collect();
+    if has_http() {
+        assert_eq!(patterns, ["/ws", "/ws/*", "/http/*"]);
+    } else {
+        assert_eq!(patterns, ["/ws", "/ws/*"]);
+    }
+    for b in behaviors {
+        assert_eq!(b["cachePolicyId"], "4135ea2d-6df8-44a3-9df3-4b5a84be39ad");
+        assert_eq!(
+            b["originRequestPolicyId"],
+            "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+        );
+        let origin = if b["pathPattern"] == "/http/*" {
+            "http"
+        } else {
+            "ws"
+        };
+        assert_eq!(b["targetOriginId"], origin);
+        assert!(origins.iter().any(|o| o["originId"] == origin));
+    }
+    assert_eq!(d.inputs["defaultCacheBehavior"]["targetOriginId"], "web");
+
+    // The HTTP API, when the app has one.
+    if has_http() {
+        let http = run.find("aws:apigatewayv2/api:Api", "http");
+        assert_eq!(http.inputs["protocolType"], "HTTP");
+        let jwt = run.find("aws:apigatewayv2/authorizer:Authorizer", "http");
+        assert_eq!(jwt.inputs["authorizerType"], "JWT");
+        assert_eq!(jwt.inputs["jwtConfiguration"]["issuer"], issuer.as_str());
+        assert_eq!(
+            jwt.inputs["jwtConfiguration"]["audiences"],
+            json!([client.id])
+        );
+        let route = run.find("aws:apigatewayv2/route:Route", "http");
+        assert_eq!(route.inputs["routeKey"], "$default");
+        assert_eq!(route.inputs["authorizationType"], "JWT");
+        assert_eq!(route.inputs["authorizerId"], jwt.id.as_str());
+        let integration = run.find("aws:apigatewayv2/integration:Integration", "http");
+        assert_eq!(
+            route.inputs["target"],
+            format!("integrations/{}", integration.id)
+        );
+        assert_eq!(integration.inputs["payloadFormatVersion"], "2.0");
+        let stage = run.find("aws:apigatewayv2/stage:Stage", "http");
+        assert_eq!(stage.inputs["name"], "$default");
+        assert_eq!(stage.inputs["autoDeploy"], true);
+        let f = run.find("aws:lambda/function:Function", "http");
+        assert_eq!(f.inputs["handler"], "http");
+        let e = env(&run, "http");
+        assert_eq!(e["SWITCHBOARD_JWT_ISSUER"], issuer.as_str());
+        assert_eq!(
+            e["SWITCHBOARD_CONNECTIONS_TABLE"],
+            "chat-dev-websocket-connections"
+        );
+        let perm = run.find("aws:lambda/permission:Permission", "http");
+        assert_eq!(
+            perm.inputs["sourceArn"],
+            format!(
+                "arn:aws:execute-api:{REGION}:{ACCOUNT}:{}/*/$default",
+                http.id
+            )
+        );
+        assert_eq!(run.outputs["httpApiUrl"], "https://chat.example.com/http");
+        assert_eq!(
+            origins[2]["domainName"],
+            format!("{}.execute-api.{REGION}.amazonaws.com", http.id)
+        );
+    }
+    let cert_validation = run.find(
+        "aws:acm/certificateValidation:CertificateValidation",
+        "site",
+    );
+    let cert = run.find("aws:acm/certificate:Certificate", "site");
+    assert_eq!(
+        d.inputs["viewerCertificate"]["acmCertificateArn"],
+        cert_validation.inputs["certificateArn"]
+    );
+    assert_eq!(
+        cert_validation.inputs["certificateArn"].as_str().unwrap(),
+        format!("arn:aws:acm:{REGION}:{ACCOUNT}:site/{}", cert.id)
+    );
+    let acl = run.find("aws:wafv2/webAcl:WebAcl", "web");
+    assert_eq!(
+        d.inputs["webAclId"],
+        format!("arn:aws:wafv2:{REGION}:{ACCOUNT}:web/{}", acl.id)
+    );
+
+    // us-east-1 things use the us-east-1 provider.
+    let provider = run.find("pulumi:providers:aws", "us-east-1");
+    assert_eq!(provider.inputs["region"], "us-east-1");
+    let provider_ref = format!(
+        "urn:pulumi:{STACK}::{PROJECT}::pulumi:providers:aws::us-east-1::{}",
+        provider.id
+    );
+    for (t, n) in [
+        ("aws:acm/certificate:Certificate", "site"),
+        (
+            "aws:acm/certificateValidation:CertificateValidation",
+            "site",
+        ),
+        ("aws:wafv2/webAcl:WebAcl", "web"),
+        ("aws:wafv2/ipSet:IpSet", "allowed"),
+        ("aws:wafv2/ipSet:IpSet", "blocked"),
+    ] {
+        assert_eq!(run.find(t, n).provider, provider_ref, "{t} {n}");
+    }
+    assert_eq!(
+        run.find("aws:lambda/function:Function", "authorizer")
+            .provider,
+        ""
+    );
+
+    // WAF: block list, rate rule, allow list with default block.
+    assert_eq!(acl.inputs["scope"], "CLOUDFRONT");
+    assert_eq!(acl.inputs["defaultAction"], json!({"block": {}}));
+    let rules = acl.inputs["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 3);
+    assert_eq!(rules[1]["statement"]["rateBasedStatement"]["limit"], 1500);
+    assert_eq!(
+        run.find("aws:wafv2/ipSet:IpSet", "allowed").inputs["addresses"],
+        json!(["203.0.113.0/24"])
+    );
+    assert_eq!(
+        run.find("aws:wafv2/ipSet:IpSet", "blocked").inputs["addresses"],
+        json!(["198.51.100.7/32"])
+    );
+
+    // DNS: validation record from the certificate, aliases to the distribution.
+    let v = run.find("aws:route53/record:Record", "site-validation");
+    assert_eq!(v.inputs["name"], "_abc.chat.example.com.");
+    assert_eq!(v.inputs["records"], json!(["_xyz.acm-validations.aws."]));
+    let a = run.find("aws:route53/record:Record", "site-A");
+    assert_eq!(a.inputs["aliases"][0]["name"], "d1234abcd.cloudfront.net");
+    assert_eq!(a.inputs["zoneId"], "Z0123456789ABC");
+
+    // Outputs.
+    let o = &run.outputs;
+    assert_eq!(o["wssUrl"], "wss://chat.example.com/ws");
+    assert_eq!(o["httpsUrl"], "https://chat.example.com/");
+    assert_eq!(
+        o["managementEndpoint"],
+        format!("https://{}.execute-api.{REGION}.amazonaws.com/ws", api.id)
+    );
+    assert_eq!(o["connectionsTable"], "chat-dev-websocket-connections");
+    assert_eq!(o["roomsTable"], "chat-dev-websocket-rooms");
+    assert_eq!(o["userPoolId"], pool.id.as_str());
+    assert_eq!(o["userPoolClientId"], client.id.as_str());
+    for (q, _) in chat_queues() {
+        let queue = run.find("aws:sqs/queue:Queue", &format!("queue-{q}"));
+        assert_eq!(
+            o["queueUrls"][&q],
+            format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/chat-dev-{q}.fifo")
+        );
+        assert_eq!(queue.inputs["name"], format!("chat-dev-{q}.fifo"));
+    }
+}
+
+#[tokio::test]
+async fn queues_get_a_dlq_a_consumer_and_their_producers() {
+    let run = run_example(false).await;
+    let manifest = serde_json::to_value(chat_app::app().manifest().unwrap()).unwrap();
+    let queues = manifest
+        .get("queues")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for q in &queues {
+        let name = q["name"].as_str().unwrap();
+        let queue = run.find("aws:sqs/queue:Queue", &format!("queue-{name}"));
+        let dlq = run.find("aws:sqs/queue:Queue", &format!("queue-{name}-dlq"));
+        assert_eq!(queue.inputs["fifoQueue"], true);
+        assert_eq!(dlq.inputs["fifoQueue"], true);
+        assert_eq!(dlq.inputs["name"], format!("chat-dev-{name}-dlq.fifo"));
+        let redrive = json_str(&queue.inputs["redrivePolicy"]);
+        assert_eq!(redrive["maxReceiveCount"], 5);
+        assert_eq!(
+            redrive["deadLetterTargetArn"],
+            format!("arn:aws:sqs:{REGION}:{ACCOUNT}:chat-dev-{name}-dlq.fifo")
+        );
+        let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:chat-dev-{name}.fifo");
+        let var = switchboard::queue::queue_url_env_var(name);
+        for producer in q["producers"].as_array().unwrap() {
+            let slug = slug(producer.as_str().unwrap());
+            assert_eq!(
+                env(&run, &slug)[&var],
+                format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/chat-dev-{name}.fifo")
+            );
+            let policy =
+                run.find("aws:iam/role:Role", &slug).inputs["inlinePolicies"][0]["policy"].clone();
+            let doc = json_str(&policy);
+            assert!(
+                doc["Statement"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s["Action"] == json!(["sqs:SendMessage"])
+                        && s["Resource"] == json!([queue_arn])),
+                "{doc}"
+            );
+        }
+        if let Some(c) = q["consumer"].as_object() {
+            let f = run.find("aws:lambda/function:Function", &format!("queue-{name}"));
+            assert_eq!(f.inputs["handler"], format!("queue:{name}"));
+            let timeout = c
+                .get("options")
+                .and_then(|o| o.get("timeoutSecs"))
+                .or(c.get("timeoutSecs"))
+                .and_then(Value::as_u64)
+                .unwrap_or(10);
+            assert_eq!(f.inputs["timeout"], timeout);
+            assert!(queue.inputs["visibilityTimeoutSeconds"].as_u64().unwrap() >= 6 * timeout);
+            let e = env(&run, &format!("queue-{name}"));
+            assert!(e.contains_key("SWITCHBOARD_MANAGEMENT_ENDPOINT"));
+            let m = run.find(
+                "aws:lambda/eventSourceMapping:EventSourceMapping",
+                &format!("queue-{name}"),
+            );
+            assert_eq!(m.inputs["eventSourceArn"], queue_arn.as_str());
+            assert_eq!(
+                m.inputs["functionResponseTypes"],
+                json!(["ReportBatchItemFailures"])
+            );
+            assert_eq!(
+                m.inputs["functionName"],
+                format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:chat-dev-queue-{name}")
+            );
+            let doc = json_str(
+                &run.find("aws:iam/role:Role", &format!("queue-{name}"))
+                    .inputs["inlinePolicies"][0]["policy"],
+            );
+            assert!(doc.to_string().contains("sqs:ReceiveMessage"));
+            assert!(doc.to_string().contains("sqs:ChangeMessageVisibility"));
+        }
+    }
+}
+
+fn logs_arn(r: &Registered) -> String {
+    format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:{}/{}", r.name, r.id)
+}
+
+#[tokio::test]
+async fn preview_registers_the_same_resources_with_unknowns() {
+    let update = run_example(false).await;
+    let preview = run_example(true).await;
+    assert_eq!(preview.names(), update.names());
+    // Values known before anything exists are sent as such ...
+    let api = preview.find("aws:apigatewayv2/api:Api", "ws");
+    assert_eq!(api.inputs["protocolType"], "WEBSOCKET");
+    let c = preview.find("aws:dynamodb/table:Table", "connections");
+    assert_eq!(
+        c.inputs,
+        update
+            .find("aws:dynamodb/table:Table", "connections")
+            .inputs
+    );
+    // ... and values computed from other resources are unknown, never null.
+    let f = preview.find("aws:lambda/function:Function", "route-echo");
+    assert_eq!(f.inputs["role"], UNKNOWN);
+    assert_eq!(f.inputs["handler"], "ws:echo");
+    assert_eq!(
+        preview
+            .find("aws:apigatewayv2/route:Route", "route-echo")
+            .inputs["apiId"],
+        UNKNOWN
+    );
+    for r in preview.custom() {
+        assert_no_nulls(&format!("{} {}", r.token, r.name), &r.inputs);
+    }
+}
+
+#[tokio::test]
+async fn one_more_route_adds_exactly_its_own_resources() {
+    let base = run_example(false).await;
+    let fixture = run(
+        env!("CARGO_BIN_EXE_switchboard-deploy-fixture"),
+        false,
+        base_config(),
+    )
+    .await;
+    assert!(fixture.success, "{}", fixture.stderr);
+    let before: BTreeSet<_> = base.names().into_iter().collect();
+    let after: BTreeSet<_> = fixture.names().into_iter().collect();
+    assert!(before.is_subset(&after));
+    let added: BTreeSet<(String, String)> = after.difference(&before).cloned().collect();
+    let s = "route-extraRoute".to_owned();
+    let want: BTreeSet<(String, String)> = [
+        "aws:apigatewayv2/route:Route",
+        "aws:apigatewayv2/integration:Integration",
+        "aws:apigatewayv2/routeResponse:RouteResponse",
+        "aws:lambda/permission:Permission",
+        "aws:lambda/function:Function",
+        "aws:iam/role:Role",
+    ]
+    .into_iter()
+    .map(|t| (t.to_owned(), s.clone()))
+    .collect();
+    assert_eq!(added, want);
+    let f = fixture.find("aws:lambda/function:Function", &s);
+    assert_eq!(f.inputs["handler"], "ws:extraRoute");
+    assert_eq!(f.inputs["memorySize"], 512);
+    assert_eq!(f.inputs["timeout"], 7);
+    // The new route forces a new deployment.
+    let trig = |r: &Run| {
+        r.find("aws:apigatewayv2/deployment:Deployment", "ws")
+            .inputs["triggers"]
+            .clone()
+    };
+    assert_ne!(trig(&base), trig(&fixture));
+}
+
+#[tokio::test]
+async fn bad_configuration_fails_with_every_problem() {
+    let mut config = base_config();
+    config.insert("switchboard:rateLimit".into(), "many".into());
+    config.remove("aws:region");
+    let run = run(env!("CARGO_BIN_EXE_switchboard-deploy"), false, config).await;
+    assert!(!run.success);
+    assert!(run.stderr.contains("rateLimit"), "{}", run.stderr);
+    assert!(run.stderr.contains("aws:region"), "{}", run.stderr);
+    assert!(
+        run.custom().next().is_none(),
+        "nothing is registered with a bad configuration"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_artifact_is_reported() {
+    let mut config = base_config();
+    config.insert(
+        "switchboard:artifact".into(),
+        "/nonexistent/bootstrap.zip".into(),
+    );
+    let run = run(env!("CARGO_BIN_EXE_switchboard-deploy"), true, config).await;
+    assert!(!run.success);
+    assert!(run.stderr.contains("cargo lambda build"), "{}", run.stderr);
+}
