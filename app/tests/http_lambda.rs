@@ -6,7 +6,6 @@
 //! `eval "$(bash scripts/moto.sh start)"`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -14,7 +13,7 @@ use switchboard::aws::AwsSettings;
 use switchboard::aws::dynamodb::{DynamoStore, TableNames};
 use switchboard::backend::{ConnectionRecord, ConnectionStore, Member};
 use switchboard::testing::lambda::{Answer, FakeRuntimeApi};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 fn fixture(name: &str) -> Value {
     let path = format!(
@@ -26,18 +25,8 @@ fn fixture(name: &str) -> Value {
 }
 
 fn spawn(api: &FakeRuntimeApi, handler: &str, env: &[(&str, String)]) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-app"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(api.function_env(handler))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().expect("the chat-app binary starts")
+    api.spawn_function(env!("CARGO_BIN_EXE_chat-app"), handler, env)
+        .expect("the chat-app binary starts")
 }
 
 fn env(dynamodb: &str, tables: &TableNames) -> Vec<(&'static str, String)> {

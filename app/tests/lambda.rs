@@ -4,7 +4,6 @@
 //! Needs a moto server: `.ci/run` starts one; by hand: `eval "$(bash scripts/moto.sh start)"`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -14,7 +13,7 @@ use switchboard::aws::dynamodb::{DynamoStore, TableNames};
 use switchboard::backend::ConnectionStore;
 use switchboard::local::LocalConfig;
 use switchboard::testing::lambda::{Answer, FakeRuntimeApi};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio_tungstenite::tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -52,18 +51,9 @@ impl Runtime {
     }
 
     fn spawn(&self, handler: &str, extra: &[(&str, String)]) -> Child {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-app"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(self.api.function_env(handler))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        cmd.spawn().expect("the chat-app binary starts")
+        self.api
+            .spawn_function(env!("CARGO_BIN_EXE_chat-app"), handler, extra)
+            .expect("the chat-app binary starts")
     }
 }
 

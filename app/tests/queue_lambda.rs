@@ -12,7 +12,6 @@
 //! Needs a moto server: `.ci/run` starts one; by hand: `eval "$(bash scripts/moto.sh start)"`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -23,24 +22,14 @@ use switchboard::local::LocalConfig;
 use switchboard::queue::sqs::{QueueNames, SqsQueue};
 use switchboard::queue::{Queue, QueueSettings};
 use switchboard::testing::lambda::{Answer, FakeRuntimeApi};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio_tungstenite::tungstenite::Message as WsMsg;
 
 const WAIT: Duration = Duration::from_secs(20);
 
 fn spawn(api: &FakeRuntimeApi, handler: &str, env: &[(&str, String)]) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-app"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(api.function_env(handler))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().expect("the chat-app binary starts")
+    api.spawn_function(env!("CARGO_BIN_EXE_chat-app"), handler, env)
+        .expect("the chat-app binary starts")
 }
 
 async fn invoke(api: &FakeRuntimeApi, event: &Value) -> Value {

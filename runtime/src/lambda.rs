@@ -175,6 +175,19 @@ impl RouteConfig {
     }
 }
 
+impl RouteConfig {
+    /// The DynamoDB connection store this configuration names.
+    pub fn store(&self) -> DynamoStore {
+        DynamoStore::from_settings(
+            &self
+                .aws
+                .clone()
+                .with_endpoint(self.dynamodb_endpoint.clone()),
+            self.tables.clone(),
+        )
+    }
+}
+
 /// Runs the function named by `_HANDLER` until the Lambda runtime stops it.
 pub async fn run(app: &App) -> Result<(), LambdaError> {
     let result = start(app).await;
@@ -241,13 +254,7 @@ async fn start(app: &App) -> Result<(), LambdaError> {
         }
         Role::Route(key) => {
             let config = RouteConfig::from_env()?;
-            let store = DynamoStore::from_settings(
-                &config
-                    .aws
-                    .clone()
-                    .with_endpoint(config.dynamodb_endpoint.clone()),
-                config.tables.clone(),
-            );
+            let store = config.store();
             let api = Arc::new(match &config.management_endpoint {
                 Some(endpoint) => ManagementApi::new(&config.aws, endpoint),
                 None => ManagementApi::from_events(&config.aws),
@@ -274,13 +281,7 @@ async fn start(app: &App) -> Result<(), LambdaError> {
                 }
                 .into());
             };
-            let store = DynamoStore::from_settings(
-                &config
-                    .aws
-                    .clone()
-                    .with_endpoint(config.dynamodb_endpoint.clone()),
-                config.tables.clone(),
-            );
+            let store = config.store();
             let api = Arc::new(ManagementApi::new(&config.aws, endpoint));
             let dispatcher = app.clone().store(store).dispatcher(api)?;
             let services = Arc::clone(dispatcher.services());
@@ -298,13 +299,7 @@ async fn start(app: &App) -> Result<(), LambdaError> {
         }
         Role::Http => {
             let config = RouteConfig::from_env()?;
-            let store = DynamoStore::from_settings(
-                &config
-                    .aws
-                    .clone()
-                    .with_endpoint(config.dynamodb_endpoint.clone()),
-                config.tables.clone(),
-            );
+            let store = config.store();
             // HTTP events carry no WebSocket domain: sends need the configured endpoint.
             let api = Arc::new(ManagementApi::with_endpoint(
                 &config.aws,

@@ -132,6 +132,29 @@ impl FakeRuntimeApi {
         .collect()
     }
 
+    /// Starts `binary` as the function `handler` against this API: a clean environment
+    /// with Lambda's variables ([`function_env`](Self::function_env)), `PATH`,
+    /// `RUST_LOG=info` and `env`; output discarded; killed when the child is dropped.
+    pub fn spawn_function(
+        &self,
+        binary: impl AsRef<std::ffi::OsStr>,
+        handler: &str,
+        env: &[(&str, String)],
+    ) -> std::io::Result<tokio::process::Child> {
+        let mut cmd = tokio::process::Command::new(binary);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.function_env(handler))
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.spawn()
+    }
+
     /// Queues an event without waiting; returns its request id.
     pub fn enqueue(&self, event: &Value) -> String {
         let id = format!("req-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
