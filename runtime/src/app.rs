@@ -309,26 +309,20 @@ impl App {
 
     /// The validated registry.
     pub fn registry(&self) -> Result<Registry, StartError> {
-        Ok(match (&self.defs, &self.consumer_defs) {
-            (None, None) => crate::registry::routes()?,
-            (defs, consumers) => {
-                let linked_routes = || inventory::iter::<RouteDef>.into_iter().copied();
-                let routes: Vec<RouteDef> = match defs {
-                    Some(defs) => defs.clone(),
-                    None => linked_routes().collect(),
-                };
-                let consumers: Vec<ConsumerDef> = match (defs, consumers) {
-                    (_, Some(c)) => c.clone(),
-                    // Hand-picked routes: no linked consumers unless asked for.
-                    (Some(_), None) => Vec::new(),
-                    (None, None) => inventory::iter::<ConsumerDef>
-                        .into_iter()
-                        .copied()
-                        .collect(),
-                };
-                Registry::from_parts(routes, consumers)?
-            }
-        })
+        let routes: Vec<RouteDef> = match &self.defs {
+            Some(defs) => defs.clone(),
+            None => inventory::iter::<RouteDef>.into_iter().copied().collect(),
+        };
+        let consumers: Vec<ConsumerDef> = match (&self.defs, &self.consumer_defs) {
+            (_, Some(c)) => c.clone(),
+            // Hand-picked routes: no linked consumers unless asked for.
+            (Some(_), None) => Vec::new(),
+            (None, None) => inventory::iter::<ConsumerDef>
+                .into_iter()
+                .copied()
+                .collect(),
+        };
+        Ok(Registry::from_parts(routes, consumers)?)
     }
 
     /// The manifest (`app manifest`).
@@ -532,6 +526,7 @@ impl App {
                 gateway.management_url()
             );
             println!("  manifest     {}/local/manifest", gateway.http_url());
+            println!("  queues       {}/local/queues", gateway.http_url());
             println!("Ctrl-C stops it.");
             gateway.run_until_ctrl_c().await;
             ExitCode::SUCCESS

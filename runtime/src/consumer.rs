@@ -243,13 +243,9 @@ fn finish<R: IntoConsumerResult>(fut: impl Future<Output = R> + Send + 'static) 
     Box::pin(async move {
         match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
             Ok(r) => r.into_consumer_result().map_err(ConsumeError::Failed),
-            Err(panic) => Err(ConsumeError::Panicked(
-                panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".to_owned()),
-            )),
+            Err(panic) => Err(ConsumeError::Panicked(crate::dispatch::panic_message(
+                &*panic,
+            ))),
         }
     })
 }

@@ -204,9 +204,9 @@ impl Dispatcher {
 /// handler's reply, so a reply always means "queued".
 async fn forward_frame(req: &WsRequest, queue: &str) -> Result<(), WsError> {
     let body = req.body().unwrap_or_default();
-    let payload = serde_json::value::RawValue::from_string(body.to_owned())
+    let payload: &serde_json::value::RawValue = serde_json::from_str(body)
         .map_err(|e| WsError::bad_payload(format!("the message is not JSON: {e}")))?;
-    crate::request::forward(req, queue, &payload, None, None)
+    crate::request::forward(req, queue, payload, None, None)
         .await
         .map(|_| ())
 }
@@ -218,18 +218,21 @@ async fn run(route: &Route, req: Arc<WsRequest>) -> Result<Option<Frame>, WsErro
         Ok(Ok(Some(body))) => Ok(Some(body)),
         Ok(Ok(None)) => Ok(req.take_reply()),
         Ok(Err(e)) => Err(e),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".to_owned());
-            Err(WsError::internal(format!(
-                "handler `{}` panicked: {what}",
-                route.def.function
-            )))
-        }
+        Err(panic) => Err(WsError::internal(format!(
+            "handler `{}` panicked: {}",
+            route.def.function,
+            panic_message(&*panic)
+        ))),
     }
+}
+
+/// What a caught panic said (its `&str` or `String` payload), for logs and errors.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned())
 }
 
 /// The subprotocol a `$connect` echoes: the first one the client offered that is not a

@@ -157,12 +157,13 @@ async fn consume(
             continue;
         }
         counters.batches.fetch_add(1, Ordering::Relaxed);
-        let records: Vec<Record> = messages.iter().map(record_of).collect();
+        let (records, receipts): (Vec<Record>, Vec<String>) =
+            messages.into_iter().map(split).unzip();
         let outcomes = process_batch(&consumer, &services, queue_name, &records).await;
-        for (message, outcome) in messages.iter().zip(outcomes) {
+        for (receipt, outcome) in receipts.iter().zip(outcomes) {
             if outcome.result.is_ok() {
                 counters.processed.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = delete_with_retry(&*queue, queue_name, message).await {
+                if let Err(e) = delete_with_retry(&*queue, queue_name, receipt).await {
                     // The message comes back after its visibility timeout and is
                     // processed again: consumers are at-least-once.
                     tracing::warn!(queue = queue_name, error = %e, "delete failed");
@@ -180,12 +181,12 @@ async fn consume(
 async fn delete_with_retry(
     queue: &dyn Queue,
     name: &str,
-    message: &ReceivedMessage,
+    receipt_handle: &str,
 ) -> Result<(), QueueError> {
     let mut delay = Duration::from_millis(50);
     let mut attempt = 0;
     loop {
-        match queue.delete(name, &message.receipt_handle).await {
+        match queue.delete(name, receipt_handle).await {
             Ok(()) => return Ok(()),
             Err(e @ (QueueError::Throttled { .. } | QueueError::Backend { .. })) if attempt < 3 => {
                 tracing::debug!(error = %e, "delete failed; retrying");
@@ -198,13 +199,15 @@ async fn delete_with_retry(
     }
 }
 
-fn record_of(m: &ReceivedMessage) -> Record {
-    Record {
-        message_id: m.message_id.clone(),
-        body: m.body.clone(),
-        group_id: m.group_id.clone(),
+/// A delivered message as the batch sees it, and its receipt handle for the delete.
+fn split(m: ReceivedMessage) -> (Record, String) {
+    let record = Record {
+        message_id: m.message_id,
+        body: m.body,
+        group_id: m.group_id,
         receive_count: m.receive_count,
-    }
+    };
+    (record, m.receipt_handle)
 }
 
 struct QueueView {
