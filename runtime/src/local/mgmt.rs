@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -33,10 +34,37 @@ fn iso8601(epoch_ms: i64) -> String {
 /// `POST|GET|DELETE /{stage}/@connections/{id}` (and without the stage).
 pub(crate) async fn connection_op(
     State(gateway): State<Arc<Gateway>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     method: Method,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // An id that does not percent-decode to UTF-8 names no connection.
+    let Ok(Path(id)) = id else {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "Invalid connection id",
+        );
+    };
+    // A body over the route's limit (1 MB) or a broken one gets API Gateway's error shape,
+    // not axum's plain-text rejection.
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return aws_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLargeException",
+                "Request body too large",
+            );
+        }
+        Err(_) => {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequestException",
+                "Could not read the request body",
+            );
+        }
+    };
     let hub = &gateway.hub;
     let result = match method {
         Method::POST => hub
