@@ -171,7 +171,7 @@ impl Ctx {
             .store
             .join_room(room, &member)
             .await
-            .map_err(WsError::internal)
+            .map_err(WsError::from)
     }
 
     /// Removes the caller from a room. `false` if it was not in it.
@@ -180,7 +180,7 @@ impl Ctx {
             .store
             .leave_room(room, self.connection_id())
             .await
-            .map_err(WsError::internal)
+            .map_err(WsError::from)
     }
 
     /// The rooms the caller is in.
@@ -189,7 +189,7 @@ impl Ctx {
             .store
             .rooms_of(self.connection_id())
             .await
-            .map_err(WsError::internal)
+            .map_err(WsError::from)
     }
 
     /// The members of a room.
@@ -198,7 +198,7 @@ impl Ctx {
             .store
             .room_members(room)
             .await
-            .map_err(WsError::internal)
+            .map_err(WsError::from)
     }
 
     /// Every open connection's record.
@@ -207,7 +207,7 @@ impl Ctx {
             .store
             .list_connections()
             .await
-            .map_err(WsError::internal)
+            .map_err(WsError::from)
     }
 
     /// The connections of one user.
@@ -216,7 +216,7 @@ impl Ctx {
             .store
             .user_connections(username)
             .await
-            .map_err(WsError::internal)
+            .map_err(WsError::from)
     }
 
     /// Closes a connection (`DELETE @connections/{id}`); its `$disconnect` follows.
@@ -229,9 +229,20 @@ impl Ctx {
                 forget(self.services(), connection_id, protect).await;
                 Ok(false)
             }
+            Err(e) if e.is_unavailable() => Err(connections_unavailable(&e)),
             Err(e) => Err(WsError::internal(e)),
         }
     }
+}
+
+/// `@connections` failed (network, 5xx, throttling after retries): 503, "try again".
+fn connections_unavailable(e: &PostError) -> WsError {
+    tracing::warn!(error = %e, "@connections unavailable");
+    WsError::new(
+        crate::backend::CONNECTIONS_UNAVAILABLE,
+        "@connections is unavailable; no recipient confirmed the message, try again",
+    )
+    .with_status(503)
 }
 
 /// Removes the record of a connection `@connections` called gone, unless it is
@@ -368,7 +379,10 @@ impl<'a> Target<'a> {
     ///
     /// Sends run with bounded concurrency; a gone recipient's record is removed (that
     /// recipient's, never the caller's). Errors only when the recipients cannot be
-    /// looked up or the frame is over API Gateway's 128 KB limit.
+    /// looked up (`store_unavailable` when the store is down), the frame is over API
+    /// Gateway's 128 KB limit, or `@connections` itself failed for every recipient
+    /// (`connections_unavailable`, 503: no record is removed); a partial failure is
+    /// counted in [`Delivery::failed`].
     pub async fn send_frame(self, frame: Frame) -> Result<Delivery, WsError> {
         if frame.len() > MAX_MESSAGE_BYTES {
             return Err(too_large_error(frame.len(), MAX_MESSAGE_BYTES));
@@ -379,18 +393,18 @@ impl<'a> Target<'a> {
             TargetKind::User(user) => store
                 .user_connections(&user)
                 .await
-                .map_err(WsError::internal)?
+                .map_err(WsError::from)?
                 .into_iter()
                 .map(|r| r.connection_id)
                 .collect(),
             TargetKind::Room(room) => store
                 .room_members(&room)
                 .await
-                .map_err(WsError::internal)?
+                .map_err(WsError::from)?
                 .into_iter()
                 .map(|m| m.connection_id)
                 .collect(),
-            TargetKind::Everyone => store.connection_ids().await.map_err(WsError::internal)?,
+            TargetKind::Everyone => store.connection_ids().await.map_err(WsError::from)?,
         };
         let except = self.except;
         let ids = ids
@@ -416,6 +430,7 @@ async fn deliver(
         .buffer_unordered(concurrency);
     let mut total = Delivery::default();
     let mut too_large = None;
+    let mut unavailable = None;
     while let Some((id, result)) = results.next().await {
         let mut one = Delivery::default();
         match result {
@@ -431,12 +446,23 @@ async fn deliver(
             Err(e) => {
                 tracing::warn!(connection_id = %id, error = %e, "send failed");
                 one.failed = 1;
+                if e.is_unavailable() {
+                    unavailable = Some(e);
+                }
             }
         }
         total.add(one);
     }
     if let Some((size, limit)) = too_large {
         return Err(too_large_error(size, limit));
+    }
+    // Not one recipient answered, because @connections itself failed: an outage, not
+    // a partial delivery (gone records are kept: nothing said they were gone).
+    if let Some(e) = unavailable
+        && total.delivered == 0
+        && total.gone == 0
+    {
+        return Err(connections_unavailable(&e));
     }
     Ok(total)
 }

@@ -147,9 +147,10 @@ impl From<WsError> for HttpError {
     }
 }
 
+/// An unavailable store is `503 store_unavailable`; any other store error `internal`.
 impl From<crate::backend::StoreError> for HttpError {
     fn from(e: crate::backend::StoreError) -> Self {
-        Self::internal(e)
+        WsError::from(e).into()
     }
 }
 

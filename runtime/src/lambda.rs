@@ -445,7 +445,14 @@ pub async fn handle_route(
         duration_us,
         "handled"
     );
-    if let Some(err) = outcome.error.as_ref().filter(|e| e.status() >= 500) {
+    // A failure on our side is an invocation error (Lambda counts it; API Gateway tells
+    // the caller "Internal server error"); 503 (`store_unavailable`, `queue_unavailable`,
+    // `connections_unavailable`: try again) is an error frame the caller can act on.
+    if let Some(err) = outcome
+        .error
+        .as_ref()
+        .filter(|e| e.status() >= 500 && e.status() != 503)
+    {
         return Err(Diagnostic {
             error_type: "Switchboard.InternalError".to_owned(),
             error_message: format!("{}: {}", err.code(), err.message()),

@@ -247,7 +247,9 @@ pub(crate) async fn forward(
             tracing::warn!(queue, error = %e, "forward failed");
             Err(WsError::new(
                 "queue_unavailable",
-                format!("queue `{queue}` is unavailable; nothing was queued, try again"),
+                format!(
+                    "queue `{queue}` is unavailable; the message was not acknowledged, try again"
+                ),
             )
             .with_status(503))
         }

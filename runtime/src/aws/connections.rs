@@ -24,6 +24,10 @@
 //! - anything else (5xx, network, timeouts, unparsable answers) → [`PostError::Other`],
 //!   with the whole error chain.
 //!
+//! A send whose every post failed with `Throttled` or `Other` (the endpoint is down)
+//! answers the handler's caller `connections_unavailable` (503) and removes no record;
+//! only `Gone` removes a record, so an outage never empties the connection table.
+//!
 //! # Retries
 //!
 //! This client is the only retry layer: the SDK's own retries are disabled

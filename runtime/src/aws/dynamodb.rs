@@ -48,6 +48,7 @@
 //! | `put_connection`    | 1 `PutItem`, condition `attribute_not_exists(sessionKey)` (failure: `Conflict`)                     |
 //! | `get_connection`    | 1 `Query` on the connections GSI                                                                    |
 //! | `remove_connection` | 1 `Query` on the connections GSI + 1 `DeleteItem` (`ALL_OLD`), concurrently with the room cleanup: `Query` on the rooms GSI (`p`) + `BatchWriteItem` deletes (`ceil(rooms/25)`, unprocessed items retried with bounded backoff). No rooms: 3 calls |
+//! | `remove_record`     | 1 `DeleteItem` by key (`ALL_OLD`; when no item had that key, the `remove_connection` lookup follows), concurrently with the same room cleanup. No rooms: 2 calls. `$disconnect` uses it with the key rebuilt from the event (user name, `connectedAt`), saving the GSI `Query` |
 //! | `user_connections`  | `Query` by `username` (`p`)                                                                         |
 //! | `list_connections`  | `Scan` of the connections table (`p`)                                                               |
 //! | `connection_ids`    | `Scan` of the connections table projecting `connectionId` (`p`)                                     |
@@ -72,10 +73,15 @@
 //!
 //! # Errors
 //!
+//! The client retries transient errors itself (standard mode, 3 attempts, every call
+//! bounded by 9 s: see [`crate::aws`]). After that,
 //! `ProvisionedThroughputExceededException`, `ThrottlingException` and
-//! `RequestLimitExceeded` (after the SDK's own retries) become [`StoreError::Throttled`];
-//! anything else [`StoreError::Backend`] with the SDK error and its causes. An item with
-//! a missing or mistyped attribute is a `Backend` error naming the attribute.
+//! `RequestLimitExceeded` become [`StoreError::Throttled`]; no answer (connection refused
+//! or reset, a timeout) or a 5xx becomes [`StoreError::Unavailable`]; anything else
+//! [`StoreError::Backend`] with the SDK error and its causes. An item with a missing or
+//! mistyped attribute is a `Backend` error naming the attribute. Callers of a handler
+//! see `Throttled` and `Unavailable` as a `store_unavailable` error (503), the others as
+//! `internal`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -612,16 +618,34 @@ impl ConnectionStore for DynamoStore {
 
     async fn remove_record(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
         const OP: &str = "remove_record";
+        if record.connection_id.is_empty() {
+            return Ok(());
+        }
         let delete = async {
-            self.client
+            if record.username.is_empty() || record.session_key.is_empty() {
+                return self
+                    .remove_record_by_id(&record.connection_id)
+                    .await
+                    .map(|_| ());
+            }
+            let out = self
+                .client
                 .delete_item()
                 .table_name(&self.tables.connections)
                 .key(attr::USERNAME, s(record.username.clone()))
                 .key(attr::SESSION_KEY, s(record.session_key.clone()))
+                .return_values(ReturnValue::AllOld)
                 .send()
                 .await
+                .map_err(|e| sdk_error(OP, e))?;
+            if out.attributes.is_some_and(|a| !a.is_empty()) {
+                return Ok(());
+            }
+            // Nothing under that key (the record was written with another user name or
+            // start time, or is gone already): look the connection id up.
+            self.remove_record_by_id(&record.connection_id)
+                .await
                 .map(|_| ())
-                .map_err(|e| sdk_error(OP, e))
         };
         let (deleted, memberships) =
             tokio::join!(delete, self.remove_memberships(&record.connection_id));
@@ -797,23 +821,55 @@ impl ConnectionStore for DynamoStore {
     }
 }
 
-/// Maps an SDK error: throttling codes to [`StoreError::Throttled`], the rest to
-/// [`StoreError::Backend`] with the error and its causes.
+/// Whether a raw response is a 5xx.
+trait ServerError {
+    fn is_server_error(&self) -> bool;
+}
+
+impl ServerError for aws_smithy_runtime_api::http::Response {
+    fn is_server_error(&self) -> bool {
+        self.status().is_server_error()
+    }
+}
+
+/// Unit tests' errors carry no response.
+impl ServerError for () {
+    fn is_server_error(&self) -> bool {
+        false
+    }
+}
+
+/// Maps an SDK error: throttling codes to [`StoreError::Throttled`]; no answer
+/// (connection refused or reset, timeouts, an unreadable response) or a 5xx, after the
+/// SDK's retries, to [`StoreError::Unavailable`]; the rest to [`StoreError::Backend`],
+/// each with the error and its causes.
 fn sdk_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: fmt::Debug,
+    R: fmt::Debug + ServerError,
 {
-    match err.code() {
+    if matches!(
+        err.code(),
         Some(
             "ProvisionedThroughputExceededException"
-            | "ThrottlingException"
-            | "RequestLimitExceeded",
-        ) => StoreError::Throttled { operation },
-        _ => StoreError::Backend {
-            operation,
-            message: DisplayErrorContext(&err).to_string(),
-        },
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+        )
+    ) {
+        return StoreError::Throttled { operation };
+    }
+    let message = DisplayErrorContext(&err).to_string();
+    let unavailable = match &err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(e) => e.raw().is_server_error(),
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable { operation, message }
+    } else {
+        StoreError::Backend { operation, message }
     }
 }
 
@@ -1050,6 +1106,49 @@ mod tests {
                 "{code}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn no_answer_and_5xx_map_to_unavailable() {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+        use aws_smithy_types::body::SdkBody;
+
+        let refused: SdkError<PutItemError, Response> =
+            SdkError::dispatch_failure(ConnectorError::io("connection refused".into()));
+        let timeout: SdkError<PutItemError, Response> =
+            SdkError::timeout_error("operation timed out");
+        let meta = ErrorMetadata::builder().code("InternalServerError").build();
+        let status = StatusCode::try_from(500_u16).unwrap();
+        let server: SdkError<PutItemError, Response> = SdkError::service_error(
+            PutItemError::generic(meta),
+            Response::new(status, SdkBody::empty()),
+        );
+        for (err, cause) in [
+            (refused, "connection refused"),
+            (timeout, "timed out"),
+            (server, "InternalServerError"),
+        ] {
+            match sdk_error("put_connection", err) {
+                e @ StoreError::Unavailable { operation, .. } => {
+                    assert_eq!(operation, "put_connection");
+                    assert!(e.is_unavailable());
+                    assert!(e.to_string().contains(cause), "{e}");
+                }
+                other => panic!("{cause}: unexpected {other:?}"),
+            }
+        }
+        // A 4xx the service explains is not an outage.
+        let meta = ErrorMetadata::builder().code("ValidationException").build();
+        let status = StatusCode::try_from(400_u16).unwrap();
+        let client: SdkError<PutItemError, Response> = SdkError::service_error(
+            PutItemError::generic(meta),
+            Response::new(status, SdkBody::empty()),
+        );
+        assert!(matches!(
+            sdk_error("put_connection", client),
+            StoreError::Backend { .. }
+        ));
     }
 
     #[test]

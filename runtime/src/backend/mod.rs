@@ -51,7 +51,9 @@ impl ConnectionRecord {
 }
 
 /// A member of a room.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     /// The member's connection.
@@ -88,6 +90,15 @@ pub enum StoreError {
         /// Which operation.
         operation: &'static str,
     },
+    /// The backend could not be reached or did not answer in time (connection refused
+    /// or reset, timeouts, 5xx), after the client's retries; retry later.
+    #[error("connection store: {operation} unavailable: {message}")]
+    Unavailable {
+        /// Which operation.
+        operation: &'static str,
+        /// What failed (the error and its causes).
+        message: String,
+    },
     /// A conditional write lost a race.
     #[error("connection store: {operation}: {message}")]
     Conflict {
@@ -96,6 +107,49 @@ pub enum StoreError {
         /// What collided.
         message: String,
     },
+}
+
+impl StoreError {
+    /// Whether the store is unavailable for now ([`Throttled`](Self::Throttled) or
+    /// [`Unavailable`](Self::Unavailable)): trying again later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Throttled { .. } | Self::Unavailable { .. })
+    }
+}
+
+/// The error code callers get when the connection store is unavailable (throttled,
+/// unreachable or timing out after retries): status 503, "try again".
+pub const STORE_UNAVAILABLE: &str = "store_unavailable";
+
+/// The error code callers get when `@connections` could reach none of a send's
+/// recipients (network errors, 5xx or throttling after retries): status 503.
+pub const CONNECTIONS_UNAVAILABLE: &str = "connections_unavailable";
+
+/// A store failure as the caller sees it: an unavailable store is
+/// `{"error":{"code":"store_unavailable",..}}` with status 503 (logged as a warning);
+/// anything else (a malformed item, a lost conditional write) is `internal`.
+impl From<StoreError> for crate::response::WsError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "connection store unavailable");
+            Self::new(
+                STORE_UNAVAILABLE,
+                "the connection store is unavailable; try again",
+            )
+            .with_status(503)
+        } else {
+            Self::internal(e)
+        }
+    }
+}
+
+impl PostError {
+    /// Whether `@connections` itself failed ([`Throttled`](Self::Throttled) or
+    /// [`Other`](Self::Other): network, 5xx), as opposed to an answer about the
+    /// connection or the frame.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Throttled | Self::Other(_))
+    }
 }
 
 /// Connection bookkeeping: who is connected, as whom, in which rooms.
@@ -115,8 +169,10 @@ pub trait ConnectionStore: Send + Sync + 'static {
         connection_id: &str,
     ) -> Result<Option<ConnectionRecord>, StoreError>;
     /// Removes exactly this record and its memberships, when the caller holds the record
-    /// (a refused `$connect`). DynamoDB deletes it by key, without the GSI lookup, which
-    /// may not see a record written a moment ago.
+    /// (a refused `$connect`) or can rebuild its key from an event (`$disconnect`).
+    /// DynamoDB deletes it by key, without the GSI lookup, which may not see a record
+    /// written a moment ago; when no item has that key it falls back to the lookup by
+    /// connection id, so a record is removed either way.
     async fn remove_record(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
         self.remove_connection(&record.connection_id)
             .await
@@ -191,4 +247,47 @@ pub trait ConnectionsClient: Send + Sync + 'static {
     async fn get(&self, connection_id: &str) -> Result<ConnectionInfo, PostError>;
     /// `DELETE @connections/{id}`: closes the connection (its `$disconnect` follows).
     async fn delete(&self, connection_id: &str) -> Result<(), PostError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::response::WsError;
+
+    #[test]
+    fn unavailable_stores_are_503_store_unavailable() {
+        for e in [
+            StoreError::Unavailable {
+                operation: "query",
+                message: "connection refused".into(),
+            },
+            StoreError::Throttled { operation: "query" },
+        ] {
+            let ws = WsError::from(e);
+            assert_eq!(ws.code(), STORE_UNAVAILABLE);
+            assert_eq!(ws.status(), 503);
+            assert!(
+                !ws.message().contains("refused"),
+                "no backend detail: {}",
+                ws.message()
+            );
+        }
+        for e in [
+            StoreError::Backend {
+                operation: "query",
+                message: "malformed".into(),
+            },
+            StoreError::Conflict {
+                operation: "put",
+                message: "exists".into(),
+            },
+        ] {
+            let ws = WsError::from(e);
+            assert_eq!((ws.code(), ws.status()), ("internal", 500));
+        }
+        assert!(PostError::Other("reset".into()).is_unavailable());
+        assert!(PostError::Throttled.is_unavailable());
+        assert!(!PostError::Gone("c".into()).is_unavailable());
+        assert!(!PostError::Forbidden("x".into()).is_unavailable());
+    }
 }

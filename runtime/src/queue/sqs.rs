@@ -88,7 +88,7 @@ use super::{
     QueueSettings, QueueStats, ReceivedMessage, SendReceipt, dead_letter_queue_name,
     validate_receive, validate_visibility,
 };
-use crate::aws::{AwsSettings, http_client};
+use crate::aws::{AwsSettings, client_policy, http_client};
 
 /// The longest SQS queue name, `.fifo` included.
 pub const MAX_QUEUE_NAME_CHARS: usize = 80;
@@ -135,13 +135,17 @@ const RECEIVE_ATTRIBUTES: [MessageSystemAttributeName; 5] = [
 ];
 
 /// An SQS client for these settings (one shared HTTP client, static credentials,
-/// explicit region, the endpoint override if any).
+/// explicit region, the endpoint override if any), with the retries and timeouts of
+/// [`client_policy`] (standard mode, 3 attempts, calls bounded by 9 s).
 pub fn sqs_client(settings: &AwsSettings) -> Client {
+    let (retry, timeout) = client_policy();
     let mut builder = aws_sdk_sqs::Config::builder()
         .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
         .region(aws_sdk_sqs::config::Region::new(settings.region.clone()))
         .credentials_provider(settings.credentials.clone())
-        .http_client(http_client());
+        .http_client(http_client())
+        .retry_config(retry)
+        .timeout_config(timeout);
     if let Some(endpoint) = &settings.endpoint {
         builder = builder.endpoint_url(endpoint);
     }

@@ -26,6 +26,7 @@ use crate::local::{Gateway, Live, UpgradeRequest};
 use crate::response::Frame;
 
 pub mod lambda;
+pub mod proxy;
 
 /// The environment variable holding a moto server's endpoint for tests
 /// (`.ci/run` and `scripts/moto.sh start` export it).
