@@ -18,7 +18,7 @@ pub const MAX_QTY: u32 = 100;
 
 /// `{"item": I, "qty": N, "ref": R?}`: an order. `ref` is the client's own reference,
 /// echoed in the replies.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 pub struct PlaceOrder {
     /// What to order.
     pub item: String,
@@ -54,41 +54,40 @@ impl PlaceOrder {
 }
 
 /// The reply to `placeOrder`: the order is on the queue.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct OrderAccepted<'a> {
+pub struct OrderAccepted {
     /// `orderAccepted`.
+    #[schemars(extend("const" = "orderAccepted"))]
     pub action: &'static str,
     /// The item.
-    pub item: &'a str,
+    pub item: String,
     /// How many.
     pub qty: u32,
     /// The client's reference.
     #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
-    pub reference: Option<&'a str>,
+    pub reference: Option<String>,
 }
 
 /// Checks an order and puts it on the `orders` queue (the runtime forwards the frame once
 /// this returns `Ok`; the reply means "queued").
 #[ws_route("placeOrder", forward = "orders")]
-async fn place_order(Json(order): Json<PlaceOrder>) -> Result<Json<serde_json::Value>, WsError> {
+async fn place_order(Json(order): Json<PlaceOrder>) -> Result<Json<OrderAccepted>, WsError> {
     order.check()?;
-    let accepted = OrderAccepted {
+    Ok(Json(OrderAccepted {
         action: "orderAccepted",
-        item: order.item.trim(),
+        item: order.item.trim().to_owned(),
         qty: order.qty,
-        reference: order.reference.as_deref(),
-    };
-    Ok(Json(
-        serde_json::to_value(&accepted).map_err(WsError::internal)?,
-    ))
+        reference: order.reference,
+    }))
 }
 
 /// What the consumer sends the customer once an order is fulfilled.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderPlaced<'a> {
     /// `orderPlaced`.
+    #[schemars(extend("const" = "orderPlaced"))]
     pub action: &'static str,
     /// The queue's message id: stable across redeliveries, so clients can drop repeats.
     pub order_id: &'a str,
@@ -107,7 +106,7 @@ pub struct OrderPlaced<'a> {
 
 /// Fulfils an order and tells every connection of the customer (or, for an anonymous
 /// customer, the connection that ordered).
-#[queue_consumer("orders", batch_size = 10, timeout = 30)]
+#[queue_consumer("orders", batch_size = 10, timeout = 30, emits = [OrderPlaced])]
 async fn fulfil(ctx: QueueCtx, order: Message<PlaceOrder>) -> Result<(), WsError> {
     // Whatever was forwarded passed `placeOrder`'s checks; a consumer still trusts
     // nothing it did not check itself.

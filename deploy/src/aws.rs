@@ -368,11 +368,11 @@ resources! {
         /// The bucket.
         bucket: Input => "bucket",
         /// The key.
-        key: &'static str => "key",
+        key: String => "key",
         /// The body.
         content: String => "content",
         /// MIME type.
-        content_type: &'static str => "contentType",
+        content_type: String => "contentType",
         /// Cache-Control.
         cache_control: &'static str => "cacheControl",
     }

@@ -97,6 +97,21 @@ struct ManifestDoc {
     queues: Vec<QueueDoc>,
     #[serde(default)]
     http: Option<serde_json::Value>,
+    #[serde(default)]
+    web_assets: Vec<WebAsset>,
+}
+
+/// A static file of the site besides the page (the manifest's `webAssets`): uploaded
+/// to the site's bucket at its path.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebAsset {
+    /// Its path (`/chat.js`); the object key is the path without the `/`.
+    pub path: String,
+    /// Its `Content-Type`.
+    pub content_type: String,
+    /// Its content.
+    pub content: String,
 }
 
 /// What a function is deployed as.
@@ -200,6 +215,8 @@ pub struct Service {
     pub queues: Vec<Queue>,
     /// Whether the app has an HTTP API.
     pub http: bool,
+    /// The site's static files besides the page.
+    pub web_assets: Vec<WebAsset>,
 }
 
 impl Service {
@@ -356,6 +373,7 @@ impl Service {
             functions,
             queues: queues.into_values().collect(),
             http,
+            web_assets: doc.web_assets,
         })
     }
 

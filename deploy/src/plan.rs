@@ -811,12 +811,26 @@ pub fn plan(service: &Service, cfg: &StackConfig, web_page: &str) -> Result<Plan
         "index",
         S3Object {
             bucket: bucket.id(),
-            key: "index.html",
+            key: "index.html".to_owned(),
             content: web_page.to_owned(),
-            content_type: "text/html; charset=utf-8",
+            content_type: "text/html; charset=utf-8".to_owned(),
             cache_control: "no-cache",
         },
     );
+    // The page's static files (App::web_asset), at their paths.
+    for asset in &service.web_assets {
+        let key = asset.path.trim_start_matches('/');
+        p.add(
+            format!("asset-{key}"),
+            S3Object {
+                bucket: bucket.id(),
+                key: key.to_owned(),
+                content: asset.content.clone(),
+                content_type: asset.content_type.clone(),
+                cache_control: "no-cache",
+            },
+        );
+    }
     let oac = p.add(
         "web",
         OriginAccessControl {

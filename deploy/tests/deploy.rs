@@ -53,6 +53,14 @@ fn expected(
         ),
         ("aws:s3/bucketObjectv2:BucketObjectv2", "index".into()),
         (
+            "aws:s3/bucketObjectv2:BucketObjectv2",
+            "asset-chat.js".into(),
+        ),
+        (
+            "aws:s3/bucketObjectv2:BucketObjectv2",
+            "asset-switchboard-client.js".into(),
+        ),
+        (
             "aws:cloudfront/originAccessControl:OriginAccessControl",
             "web".into(),
         ),
@@ -423,6 +431,24 @@ async fn update_registers_every_resource_with_its_key_properties() {
     let object = run.find("aws:s3/bucketObjectv2:BucketObjectv2", "index");
     assert_eq!(object.inputs["content"], chat_app::WEB_PAGE);
     assert_eq!(object.inputs["bucket"], bucket.id.as_str());
+    // The page's scripts (App::web_asset) sit next to it, at the paths it imports.
+    for (name, key, content) in [
+        ("asset-chat.js", "chat.js", chat_app::CHAT_JS),
+        (
+            "asset-switchboard-client.js",
+            "switchboard-client.js",
+            chat_app::CLIENT_JS,
+        ),
+    ] {
+        let asset = run.find("aws:s3/bucketObjectv2:BucketObjectv2", name);
+        assert_eq!(asset.inputs["key"], key);
+        assert_eq!(asset.inputs["content"], content);
+        assert_eq!(
+            asset.inputs["contentType"],
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(asset.inputs["bucket"], bucket.id.as_str());
+    }
     let pab = run.find(
         "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
         "web",

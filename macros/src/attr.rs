@@ -88,6 +88,8 @@ pub(crate) struct RouteArgs {
     pub(crate) forward: Option<LitStr>,
     /// `queues = ["a", "b"]` (routes).
     pub(crate) queues: Vec<LitStr>,
+    /// `emits = [Chat, Presence]`: the messages the handler pushes to connections.
+    pub(crate) emits: Vec<syn::Type>,
 }
 
 /// The longest logical queue name, in characters (matches the runtime's).
@@ -166,10 +168,10 @@ const OPTIONS: [OptionSpec; 3] = [
 fn known_options(kind: Kind) -> &'static str {
     match kind {
         Kind::Consumer => {
-            "the known options are `memory = <MB>` (Lambda memory, 128..=10240), `timeout = <seconds>` (Lambda timeout, 1..=900) and `batch_size = <messages>` (1..=10)"
+            "the known options are `memory = <MB>` (Lambda memory, 128..=10240), `timeout = <seconds>` (Lambda timeout, 1..=900), `batch_size = <messages>` (1..=10) and `emits = [MessageType, ...]`"
         }
         _ => {
-            "the known options are `memory = <MB>` (Lambda memory, 128..=10240), `timeout = <seconds>` (Lambda timeout, 1..=900), `forward = \"<queue>\"` and `queues = [\"<queue>\", ...]`"
+            "the known options are `memory = <MB>` (Lambda memory, 128..=10240), `timeout = <seconds>` (Lambda timeout, 1..=900), `forward = \"<queue>\"`, `queues = [\"<queue>\", ...]` and `emits = [MessageType, ...]`"
         }
     }
 }
@@ -243,6 +245,7 @@ fn validate(kind: Kind, args: Punctuated<RawArg, Token![,]>) -> syn::Result<Rout
     let mut seen: [bool; OPTIONS.len()] = [false; OPTIONS.len()];
     let mut forward: Option<LitStr> = None;
     let mut queues: Option<Vec<LitStr>> = None;
+    let mut emits: Option<Vec<syn::Type>> = None;
 
     for (index, arg) in args.into_iter().enumerate() {
         match arg {
@@ -292,6 +295,29 @@ fn validate(kind: Kind, args: Punctuated<RawArg, Token![,]>) -> syn::Result<Rout
             }
             RawArg::Option { name, value } => {
                 let name_str = name.unraw().to_string();
+                if name_str == "emits" {
+                    if emits.is_some() {
+                        errors.spanned(
+                            &name,
+                            "duplicate option `emits`: it is already set earlier in this attribute",
+                        );
+                        continue;
+                    }
+                    match value {
+                        Some(value) => match type_list(&value) {
+                            Ok(list) => emits = Some(list),
+                            Err(e) => {
+                                errors.push(e);
+                                emits = Some(Vec::new());
+                            }
+                        },
+                        None => errors.spanned(
+                            &name,
+                            "option `emits` needs a list of message types, e.g. `emits = [Chat, Presence]`",
+                        ),
+                    }
+                    continue;
+                }
                 if kind != Kind::Consumer && (name_str == "forward" || name_str == "queues") {
                     let slot_taken = if name_str == "forward" {
                         forward.is_some()
@@ -400,6 +426,7 @@ fn validate(kind: Kind, args: Punctuated<RawArg, Token![,]>) -> syn::Result<Rout
             batch_size,
             forward,
             queues: queues.unwrap_or_default(),
+            emits: emits.unwrap_or_default(),
         }),
         // Unreachable: a missing or invalid key always pushed an error above.
         None => Err(syn::Error::new(Span::call_site(), "missing route key")),
@@ -449,6 +476,27 @@ fn queue_literal(value: &Expr) -> syn::Result<LitStr> {
             "`forward` expects a queue name string literal, e.g. `forward = \"orders\"`",
         )),
     }
+}
+
+/// Reads `emits = [Chat, module::Presence, Page::<Item>]`: type paths (generic arguments
+/// with a turbofish, since the list is parsed as an expression).
+fn type_list(value: &Expr) -> syn::Result<Vec<syn::Type>> {
+    const HINT: &str = "`emits` expects a list of message types, e.g. `emits = [Chat, Presence]` (generic types with a turbofish: `Page::<Item>`)";
+    let Expr::Array(ExprArray { elems, .. }) = value else {
+        return Err(syn::Error::new_spanned(value, HINT));
+    };
+    let mut errors = Errors::default();
+    let mut out = Vec::new();
+    for elem in elems {
+        match elem {
+            Expr::Path(p) if p.attrs.is_empty() => out.push(syn::Type::Path(syn::TypePath {
+                qself: p.qself.clone(),
+                path: p.path.clone(),
+            })),
+            other => errors.spanned(other, HINT),
+        }
+    }
+    errors.finish(out)
 }
 
 /// Reads `queues = ["a", "b"]`: every problem reported, duplicates too.
@@ -693,7 +741,7 @@ mod tests {
     fn unknown_option() {
         assert_eq!(
             one_error(Kind::Route, quote!("k", memroy = 512)),
-            "unknown option `memroy`: the known options are `memory = <MB>` (Lambda memory, 128..=10240), `timeout = <seconds>` (Lambda timeout, 1..=900), `forward = \"<queue>\"` and `queues = [\"<queue>\", ...]`"
+            "unknown option `memroy`: the known options are `memory = <MB>` (Lambda memory, 128..=10240), `timeout = <seconds>` (Lambda timeout, 1..=900), `forward = \"<queue>\"`, `queues = [\"<queue>\", ...]` and `emits = [MessageType, ...]`"
         );
         // Keywords are option names too, as far as the error is concerned.
         let message = one_error(Kind::Connect, quote!(type = 1));
@@ -840,6 +888,35 @@ mod tests {
         assert!(
             one_error(Kind::Route, quote!("k", batch_size = 5))
                 .starts_with("unknown option `batch_size`")
+        );
+    }
+
+    #[test]
+    fn emits_takes_type_paths() {
+        let args = parse_args(
+            Kind::Route,
+            quote!("k", emits = [Chat, m::Presence, Page::<Item>]),
+        )
+        .unwrap();
+        let types: Vec<String> = args.emits.iter().map(|t| quote!(#t).to_string()).collect();
+        assert_eq!(types, ["Chat", "m :: Presence", "Page :: < Item >"]);
+        for kind in [Kind::Consumer, Kind::Disconnect] {
+            let args = match kind {
+                Kind::Consumer => parse_args(kind, quote!("orders", emits = [OrderPlaced])),
+                _ => parse_args(kind, quote!(emits = [OrderPlaced])),
+            };
+            assert_eq!(args.unwrap().emits.len(), 1);
+        }
+        let hint = "`emits` expects a list of message types, e.g. `emits = [Chat, Presence]` (generic types with a turbofish: `Page::<Item>`)";
+        assert_eq!(one_error(Kind::Route, quote!("k", emits = Chat)), hint);
+        assert_eq!(one_error(Kind::Route, quote!("k", emits = ["Chat"])), hint);
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", emits)),
+            "option `emits` needs a list of message types, e.g. `emits = [Chat, Presence]`"
+        );
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", emits = [A], emits = [B])),
+            "duplicate option `emits`: it is already set earlier in this attribute"
         );
     }
 

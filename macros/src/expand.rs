@@ -4,7 +4,7 @@
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
-use syn::{Ident, ItemFn, LitStr};
+use syn::{FnArg, GenericArgument, Ident, ItemFn, LitStr, PathArguments, ReturnType, Type};
 
 use crate::attr::{self, Kind, RouteArgs};
 use crate::errors::Errors;
@@ -96,6 +96,13 @@ pub(crate) fn registration(kind: Kind, args: &RouteArgs, function: &ItemFn) -> T
         .attrs
         .iter()
         .filter(|attr| attr.path().is_ident("cfg"));
+    let contract = contract_registration(
+        quote!(::switchboard::__private::ContractOwner::Route(#key)),
+        &name,
+        payload_type(function).map(|t| probe(&t)),
+        reply_tokens(&function.sig.output),
+        &args.emits,
+    );
     quote! {
         #(#cfgs)*
         const _: () = {
@@ -123,6 +130,7 @@ pub(crate) fn registration(kind: Kind, args: &RouteArgs, function: &ItemFn) -> T
                     handler: __switchboard_handler,
                 }
             }
+            #contract
         };
     }
 }
@@ -144,6 +152,13 @@ pub(crate) fn consumer_registration(args: &RouteArgs, function: &ItemFn) -> Toke
         .attrs
         .iter()
         .filter(|attr| attr.path().is_ident("cfg"));
+    let contract = contract_registration(
+        quote!(::switchboard::__private::ContractOwner::Consumer(#queue)),
+        &name,
+        None,
+        quote!(::switchboard::__private::ReplySchema::None),
+        &args.emits,
+    );
     quote! {
         #(#cfgs)*
         const _: () = {
@@ -169,7 +184,148 @@ pub(crate) fn consumer_registration(args: &RouteArgs, function: &ItemFn) -> Toke
                     consumer: __switchboard_consumer,
                 }
             }
+            #contract
         };
+    }
+}
+
+/// The contract's function and its `ContractDef`: the payload, reply and emitted types,
+/// each through the autoref-specialising `Probe` (a schema when the type implements
+/// `JsonSchema`, an open one otherwise), so that no handler stops compiling.
+fn contract_registration(
+    owner: TokenStream,
+    name: &LitStr,
+    payload: Option<TokenStream>,
+    reply: TokenStream,
+    emits: &[Type],
+) -> TokenStream {
+    let payload = match payload {
+        Some(probe) => quote!(::core::option::Option::Some(#probe)),
+        None => quote!(::core::option::Option::None),
+    };
+    let emits = emits.iter().map(probe);
+    quote! {
+        #[allow(deprecated, elided_lifetimes_in_paths, unused_imports, unused_qualifications)]
+        fn __switchboard_contract() -> ::switchboard::__private::Contract {
+            use ::switchboard::__private::{Undescribed as _, ViaJsonSchema as _};
+            ::switchboard::__private::Contract {
+                payload: #payload,
+                reply: #reply,
+                emits: ::std::vec![#(#emits),*],
+            }
+        }
+        ::switchboard::__private::inventory::submit! {
+            ::switchboard::__private::ContractDef {
+                owner: #owner,
+                module: ::core::module_path!(),
+                function: #name,
+                contract: __switchboard_contract,
+            }
+        }
+    }
+}
+
+/// `(&Probe::<T>::new()).type_schema()`.
+fn probe(ty: &Type) -> TokenStream {
+    quote!((&::switchboard::__private::Probe::<#ty>::new()).type_schema())
+}
+
+/// Parentheses and invisible groups removed.
+fn bare(ty: &Type) -> &Type {
+    match ty {
+        Type::Paren(p) => bare(&p.elem),
+        Type::Group(g) => bare(&g.elem),
+        other => other,
+    }
+}
+
+/// `Name<T, ..>` -> (`Name`, first type argument).
+fn path_and_arg(ty: &Type) -> Option<(String, Option<&Type>)> {
+    let Type::Path(p) = bare(ty) else {
+        return None;
+    };
+    if p.qself.is_some() {
+        return None;
+    }
+    let last = p.path.segments.last()?;
+    let arg = match &last.arguments {
+        PathArguments::AngleBracketed(a) => a.args.iter().find_map(|g| match g {
+            GenericArgument::Type(t) => Some(t),
+            _ => None,
+        }),
+        _ => None,
+    };
+    Some((last.ident.to_string(), arg))
+}
+
+/// The payload type: the `T` of a last argument `Json<T>`.
+fn payload_type(function: &ItemFn) -> Option<Type> {
+    let FnArg::Typed(last) = function.sig.inputs.last()? else {
+        return None;
+    };
+    match path_and_arg(&last.ty)? {
+        (name, Some(t)) if name == "Json" && !mentions_impl(t) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+/// Whether a type has an `impl Trait` in it (it cannot be named elsewhere).
+fn mentions_impl(ty: &Type) -> bool {
+    quote!(#ty)
+        .to_string()
+        .split_whitespace()
+        .any(|w| w == "impl")
+}
+
+/// What a handler's return type answers.
+enum Reply<'a> {
+    None,
+    Value(&'a Type),
+    Optional(&'a Type),
+    Unknown,
+}
+
+fn reply_of(ty: &Type) -> Reply<'_> {
+    let ty = bare(ty);
+    if mentions_impl(ty) {
+        return Reply::Unknown;
+    }
+    match ty {
+        Type::Tuple(t) if t.elems.is_empty() => return Reply::None,
+        Type::Never(_) => return Reply::None,
+        Type::Reference(_) => return Reply::Unknown,
+        _ => {}
+    }
+    match path_and_arg(ty) {
+        Some((name, Some(inner))) if name == "Result" => reply_of(inner),
+        Some((name, Some(inner))) if name == "Option" => match reply_of(inner) {
+            Reply::Value(t) | Reply::Optional(t) => Reply::Optional(t),
+            other => other,
+        },
+        Some((name, Some(inner))) if name == "Json" => Reply::Value(inner),
+        Some((name, None)) if name == "WsError" => Reply::None,
+        Some((name, None)) if matches!(name.as_str(), "Frame" | "String") => Reply::Unknown,
+        _ => Reply::Value(ty),
+    }
+}
+
+/// The `ReplySchema` expression of a return type.
+fn reply_tokens(output: &ReturnType) -> TokenStream {
+    let reply = match output {
+        ReturnType::Default => Reply::None,
+        ReturnType::Type(_, ty) => reply_of(ty),
+    };
+    match reply {
+        Reply::None => quote!(::switchboard::__private::ReplySchema::None),
+        Reply::Unknown => quote!(::switchboard::__private::ReplySchema::Unknown),
+        Reply::Value(t) => {
+            let p = probe(t);
+            quote!(::switchboard::__private::ReplySchema::Value(#p))
+        }
+        Reply::Optional(t) => {
+            let p = probe(t);
+            quote!(::switchboard::__private::ReplySchema::Optional(#p))
+        }
     }
 }
 
@@ -243,9 +399,152 @@ mod tests {
                         handler: __switchboard_handler,
                     }
                 }
+                #[allow(deprecated, elided_lifetimes_in_paths, unused_imports, unused_qualifications)]
+                fn __switchboard_contract() -> ::switchboard::__private::Contract {
+                    use ::switchboard::__private::{Undescribed as _, ViaJsonSchema as _};
+                    ::switchboard::__private::Contract {
+                        payload: ::core::option::Option::Some(
+                            (&::switchboard::__private::Probe::<Msg>::new()).type_schema()
+                        ),
+                        reply: ::switchboard::__private::ReplySchema::None,
+                        emits: ::std::vec![],
+                    }
+                }
+                ::switchboard::__private::inventory::submit! {
+                    ::switchboard::__private::ContractDef {
+                        owner: ::switchboard::__private::ContractOwner::Route("sendMessage"),
+                        module: ::core::module_path!(),
+                        function: "send_message",
+                        contract: __switchboard_contract,
+                    }
+                }
             };
         };
         assert_eq!(normalize(&output), normalize(&expected));
+    }
+
+    /// The reply schema and payload a signature produces.
+    fn contract_of(item: TokenStream) -> (String, String) {
+        let output = normalize(&expand(
+            Kind::Route,
+            quote!("k", emits = [Chat, m::Presence]),
+            item,
+        ));
+        let payload = output
+            .split("payload : ")
+            .nth(1)
+            .and_then(|s| s.split(" , reply").next())
+            .unwrap_or("")
+            .to_owned();
+        let reply = output
+            .split("reply : ")
+            .nth(1)
+            .and_then(|s| s.split(" , emits").next())
+            .unwrap_or("")
+            .to_owned();
+        assert!(
+            output.contains("emits : :: std :: vec ! [(& :: switchboard :: __private :: Probe :: < Chat > :: new ()) . type_schema () , (& :: switchboard :: __private :: Probe :: < m :: Presence > :: new ()) . type_schema ()]"),
+            "{output}"
+        );
+        (payload, reply)
+    }
+
+    #[test]
+    fn payload_and_reply_types_are_captured() {
+        let probe = |t: &str| {
+            format!(
+                "(& :: switchboard :: __private :: Probe :: < {t} > :: new ()) . type_schema ()"
+            )
+        };
+        let cases: [(TokenStream, &str, String); 8] = [
+            (
+                quote!(
+                    async fn f(ctx: Ctx, Json(r): Json<Req>) -> Result<Json<Joined>, WsError> {
+                        todo!()
+                    }
+                ),
+                "Some",
+                format!(
+                    ":: switchboard :: __private :: ReplySchema :: Value ({})",
+                    probe("Joined")
+                ),
+            ),
+            (
+                quote!(
+                    async fn f(ctx: Ctx) -> Result<serde_json::Value, WsError> {
+                        todo!()
+                    }
+                ),
+                "None",
+                format!(
+                    ":: switchboard :: __private :: ReplySchema :: Value ({})",
+                    probe("serde_json :: Value")
+                ),
+            ),
+            (
+                quote!(
+                    async fn f(ctx: Ctx) {}
+                ),
+                "None",
+                ":: switchboard :: __private :: ReplySchema :: None".to_owned(),
+            ),
+            (
+                quote!(
+                    async fn f() -> Result<(), WsError> {
+                        Ok(())
+                    }
+                ),
+                "None",
+                ":: switchboard :: __private :: ReplySchema :: None".to_owned(),
+            ),
+            (
+                quote!(
+                    async fn f() -> Option<Json<A>> {
+                        None
+                    }
+                ),
+                "None",
+                format!(
+                    ":: switchboard :: __private :: ReplySchema :: Optional ({})",
+                    probe("A")
+                ),
+            ),
+            (
+                quote!(
+                    async fn f(j: switchboard::Json<In<'static>>) -> Frame {
+                        todo!()
+                    }
+                ),
+                "Some",
+                ":: switchboard :: __private :: ReplySchema :: Unknown".to_owned(),
+            ),
+            (
+                quote!(
+                    async fn f() -> Json<impl Serialize> {
+                        todo!()
+                    }
+                ),
+                "None",
+                ":: switchboard :: __private :: ReplySchema :: Unknown".to_owned(),
+            ),
+            (
+                quote!(
+                    async fn f() -> WsError {
+                        todo!()
+                    }
+                ),
+                "None",
+                ":: switchboard :: __private :: ReplySchema :: None".to_owned(),
+            ),
+        ];
+        for (item, payload, reply) in cases {
+            let (p, r) = contract_of(item.clone());
+            assert!(
+                p.starts_with(&format!(":: core :: option :: Option :: {payload}")),
+                "{item}: {p}"
+            );
+            assert_eq!(r, reply, "{item}");
+        }
     }
 
     #[test]
@@ -404,5 +703,11 @@ mod tests {
             "{output}"
         );
         assert!(!output.contains("RouteDef"), "{output}");
+        assert!(
+            output.contains(
+                "owner : :: switchboard :: __private :: ContractOwner :: Consumer (\"orders\")"
+            ),
+            "{output}"
+        );
     }
 }

@@ -57,9 +57,11 @@
 //!         | timeout = INT    Lambda timeout in seconds,  1..=900
 //!         | forward = QUEUE  forward the frame to this queue once the handler succeeds
 //!         | queues = [QUEUE, ...]   queues the handler may send to with ctx.forward
+//!         | emits = [TYPE, ...]     message types the handler pushes (for the AsyncAPI
+//!                                   document and the TypeScript client)
 //!
 //! #[queue_consumer(QUEUE [, COPTION]* [,])]
-//! COPTION := memory = INT | timeout = INT
+//! COPTION := memory = INT | timeout = INT | emits = [TYPE, ...]
 //!          | batch_size = INT   messages per Lambda invocation, 1..=10
 //! QUEUE   := string literal, 1 to 40 ASCII letters, digits, `-`, `_`
 //! ```
@@ -137,8 +139,11 @@ use attr::Kind;
 /// ```
 ///
 /// The key is a non-empty string literal of at most 128 characters, without whitespace
-/// or control characters, not starting with `$`. Options: `memory = <MB>` (128..=10240)
-/// and `timeout = <seconds>` (1..=900). See the [crate documentation](crate).
+/// or control characters, not starting with `$`. Options: `memory = <MB>` (128..=10240),
+/// `timeout = <seconds>` (1..=900), `forward = "queue"` (forward the frame once the
+/// handler returns `Ok`), `queues = ["queue", ..]` (queues `ctx.forward` may send to) and
+/// `emits = [Type, ..]` (messages the handler pushes, for the contract). See the
+/// [crate documentation](crate).
 #[proc_macro_attribute]
 pub fn ws_route(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(Kind::Route, args.into(), item.into()).into()
@@ -154,8 +159,8 @@ pub fn ws_route(args: TokenStream, item: TokenStream) -> TokenStream {
 /// The queue name is a string literal of 1 to 40 ASCII letters, digits, `-` and `_`.
 /// The function takes `Message<T>` (the typed payload and its sender), optionally after
 /// a `QueueCtx`, and returns `()` or `Result<(), E>` with `E: Display`. Options:
-/// `batch_size = <n>` (messages per Lambda invocation, 1..=10), `memory = <MB>` and
-/// `timeout = <seconds>`. A queue has at most one consumer.
+/// `batch_size = <n>` (messages per Lambda invocation, 1..=10), `memory = <MB>`,
+/// `timeout = <seconds>` and `emits = [Type, ..]`. A queue has at most one consumer.
 #[proc_macro_attribute]
 pub fn queue_consumer(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(Kind::Consumer, args.into(), item.into()).into()

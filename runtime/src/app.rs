@@ -56,6 +56,14 @@ pub enum StartError {
     /// The authorizer could not be built.
     #[error("authorizer: {0}")]
     Auth(String),
+    /// A web asset's path is unusable (`App::web_asset`).
+    #[error("web asset `{path}`: {problem}")]
+    WebAsset {
+        /// The path given.
+        path: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
 }
 
 impl From<RegistryError> for StartError {
@@ -94,6 +102,9 @@ pub struct App {
     states: StateMap,
     selection: String,
     web_page: Option<&'static str>,
+    web_assets: Vec<WebAsset>,
+    version: String,
+    emits: Vec<crate::contract::TypeSchema>,
     auth: AuthMode,
     store: Option<Arc<dyn ConnectionStore>>,
     defs: Option<Vec<RouteDef>>,
@@ -123,13 +134,18 @@ impl Default for App {
 
 impl App {
     /// A service with every registered route, the default route selection expression
-    /// (`$request.body.action`), the development authorizer and embedded backends.
+    /// (`$request.body.action`), embedded backends, and Cognito-shaped JWTs on `$connect`
+    /// (locally signed by the gateway's own issuer; [`dev_auth`](Self::dev_auth) switches
+    /// to `?user=NAME` identities without tokens).
     pub fn new() -> Self {
         Self {
             name: "switchboard".to_owned(),
             states: StateMap::default(),
             selection: crate::select::DEFAULT_EXPRESSION.to_owned(),
             web_page: None,
+            web_assets: Vec::new(),
+            version: "0.0.0".to_owned(),
+            emits: Vec::new(),
             auth: AuthMode::LocalIssuer,
             store: None,
             defs: None,
@@ -194,6 +210,80 @@ impl App {
     pub fn web_page(mut self, html: &'static str) -> Self {
         self.web_page = Some(html);
         self
+    }
+
+    /// A static file served next to the web page: at `path` by the local gateway, and
+    /// uploaded to the site's bucket (key `path` without the `/`) by the deploy program,
+    /// so the page can load it from its own origin (`<script type="module"
+    /// src="/chat.js">`). `path` starts with `/`, uses `[A-Za-z0-9._/-]`, and is not
+    /// under `/ws`, `/http` or `/local` (checked when the app starts).
+    pub fn web_asset(
+        mut self,
+        path: &'static str,
+        content_type: &'static str,
+        content: &'static str,
+    ) -> Self {
+        self.web_assets.retain(|a| a.path != path);
+        self.web_assets.push(WebAsset {
+            path,
+            content_type,
+            content,
+        });
+        self
+    }
+
+    /// The web assets, checked (see [`web_asset`](Self::web_asset)).
+    pub fn web_assets(&self) -> Result<&[WebAsset], StartError> {
+        for asset in &self.web_assets {
+            if let Err(problem) = check_asset_path(asset.path) {
+                return Err(StartError::WebAsset {
+                    path: asset.path.to_owned(),
+                    problem,
+                });
+            }
+        }
+        Ok(&self.web_assets)
+    }
+
+    /// The service's version, for the AsyncAPI document (default `0.0.0`; apps pass
+    /// `env!("CARGO_PKG_VERSION")`).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// Declares a message the service pushes to connections from somewhere no route or
+    /// consumer attribute covers (an HTTP handler, a background task): it joins the
+    /// AsyncAPI document and the TypeScript client. Routes and consumers declare theirs
+    /// with `emits = [T, ..]`.
+    pub fn emits<T: schemars::JsonSchema>(mut self) -> Self {
+        self.emits.push(crate::contract::TypeSchema::of::<T>());
+        self
+    }
+
+    /// The service's contract: routes, replies and pushed messages with their schemas.
+    pub fn contract(&self) -> Result<crate::contract::ServiceContract, StartError> {
+        let selection = RouteSelection::parse(&self.selection)?;
+        Ok(crate::contract::ServiceContract::new(
+            &self.name,
+            &self.version,
+            selection.expression(),
+            &self.registry()?,
+            &self.emits,
+        ))
+    }
+
+    /// The AsyncAPI 3.0.0 document of the service (`app asyncapi`).
+    pub fn asyncapi(&self) -> Result<serde_json::Value, StartError> {
+        Ok(crate::contract::asyncapi::document(&self.contract()?))
+    }
+
+    /// The typed TypeScript client module of the service (`app client-ts`).
+    pub fn client_ts(&self) -> Result<String, StartError> {
+        Ok(crate::contract::typescript::module(
+            &self.contract()?,
+            "cargo run -- client-ts",
+        ))
     }
 
     /// A `$connect` authorizer of your own, used locally and by the `ws:authorizer`
@@ -330,7 +420,8 @@ impl App {
         let selection = RouteSelection::parse(&self.selection)?;
         Ok(
             Manifest::new(&self.name, selection.expression(), &self.registry()?)
-                .with_http(self.has_http()),
+                .with_http(self.has_http())
+                .with_web_assets(self.web_assets()?),
         )
     }
 
@@ -399,15 +490,18 @@ impl App {
             &services.registry,
         )
         .with_http(self.has_http())
+        .with_web_assets(self.web_assets()?)
         .to_json_pretty();
-        Ok(Arc::new(Gateway::new(
+        let mut gateway = Gateway::new(
             Dispatcher::new(services),
             hub,
             authorizer,
             config,
             self.web_page,
             manifest,
-        )))
+        );
+        gateway.web_assets = self.web_assets.clone();
+        Ok(Arc::new(gateway))
     }
 
     /// Starts the local gateway on `config.addr` (tokio runtime required).
@@ -443,7 +537,9 @@ impl App {
     ///
     /// - no subcommand (or `serve`): the local gateway on 127.0.0.1:3000;
     /// - `manifest`: the registry as JSON;
-    /// - `routes`: the routes as a table.
+    /// - `routes`: the routes as a table;
+    /// - `asyncapi`: the AsyncAPI 3.0 document;
+    /// - `client-ts`: the typed TypeScript client.
     pub fn main(self) -> ExitCode {
         if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
             return self.lambda_main();
@@ -453,6 +549,20 @@ impl App {
             Command::Manifest => match self.manifest() {
                 Ok(m) => {
                     println!("{}", m.to_json_pretty());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            },
+            Command::Asyncapi => match self.asyncapi() {
+                Ok(doc) => {
+                    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            },
+            Command::ClientTs => match self.client_ts() {
+                Ok(module) => {
+                    print!("{module}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&e),
@@ -527,7 +637,8 @@ impl App {
             );
             println!("  manifest     {}/local/manifest", gateway.http_url());
             println!("  queues       {}/local/queues", gateway.http_url());
-            println!("Ctrl-C stops it.");
+            println!("  stats        {}/local/stats", gateway.http_url());
+            println!("Ctrl-C (or SIGTERM) stops it.");
             gateway.run_until_ctrl_c().await;
             ExitCode::SUCCESS
         })
@@ -623,6 +734,48 @@ enum Command {
     Manifest,
     /// List the routes and where they are declared.
     Routes,
+    /// Print the AsyncAPI 3.0 document of the WebSocket API (JSON).
+    Asyncapi,
+    /// Print the typed TypeScript client module (message types and a small client).
+    #[command(name = "client-ts")]
+    ClientTs,
+}
+
+/// A static file of the site (see [`App::web_asset`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebAsset {
+    /// Its path, `/chat.js`.
+    pub path: &'static str,
+    /// Its `Content-Type`.
+    pub content_type: &'static str,
+    /// Its content.
+    pub content: &'static str,
+}
+
+/// Checks a web asset's path.
+fn check_asset_path(path: &str) -> Result<(), &'static str> {
+    let rest = path.strip_prefix('/').ok_or("it must start with `/`")?;
+    if rest.is_empty() {
+        return Err("`/` is the web page (App::web_page)");
+    }
+    if !rest
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'))
+    {
+        return Err("only ASCII letters, digits, `.`, `_`, `/` and `-` are allowed");
+    }
+    if rest
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return Err("empty, `.` and `..` segments are not allowed");
+    }
+    let first = rest.split('/').next().unwrap_or("");
+    if matches!(first, "ws" | "http" | "local" | "@connections") {
+        return Err("`/ws`, `/http` and `/local` belong to the gateway");
+    }
+    Ok(())
 }
 
 #[derive(clap::Args, Debug)]

@@ -36,6 +36,7 @@ pub mod backend;
 mod builtins;
 pub mod consumer;
 pub mod context;
+pub mod contract;
 pub mod dispatch;
 pub mod extract;
 pub mod handler;
@@ -52,7 +53,7 @@ pub mod response;
 pub mod select;
 pub mod testing;
 
-pub use app::App;
+pub use app::{App, WebAsset};
 pub use consumer::{Message, QueueCtx};
 pub use context::{Ctx, Delivery, Forward, Target};
 pub use extract::{ConnectionId, FromEvent, FromMessage, Json, State};
@@ -60,6 +61,9 @@ pub use handler::Handler;
 pub use identity::Identity;
 pub use registry::{Registry, RegistryError, RouteDef, RouteKind, RouteOptions, routes};
 pub use response::{Frame, IntoWsResponse, WsError};
+/// `schemars`, for `#[derive(JsonSchema)]` (`#[schemars(crate = "switchboard::schemars")]`)
+/// without a direct dependency.
+pub use schemars;
 pub use switchboard_macros::{queue_consumer, ws_connect, ws_default, ws_disconnect, ws_route};
 
 /// Everything a handler module needs: `use switchboard::prelude::*;`.
@@ -69,6 +73,7 @@ pub mod prelude {
         App, ConnectionId, Ctx, Delivery, Frame, Identity, Json, Message, QueueCtx, State, WsError,
         queue_consumer, ws_connect, ws_default, ws_disconnect, ws_route,
     };
+    pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
 }
 
@@ -76,6 +81,9 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::consumer::{BoxedConsumer, ConsumerDef, ConsumerOptions, erase_consumer};
+    pub use crate::contract::{
+        Contract, ContractDef, ContractOwner, Probe, ReplySchema, Undescribed, ViaJsonSchema,
+    };
     pub use crate::handler::{BoxedHandler, erase};
     pub use crate::registry::{RouteDef, RouteKind, RouteOptions, SourceLocation};
     pub use inventory;

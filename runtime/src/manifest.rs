@@ -23,6 +23,9 @@ pub struct Manifest {
     /// Every queue a route sends to or a consumer reads: the deploy program creates a
     /// FIFO queue and its dead-letter queue for each.
     pub queues: Vec<QueueEntry>,
+    /// Static files of the site besides the page (`App::web_asset`): the deploy program
+    /// uploads each to the site's bucket.
+    pub web_assets: Vec<crate::app::WebAsset>,
 }
 
 /// One queue of the manifest.
@@ -157,6 +160,7 @@ impl Manifest {
                 })
                 .collect(),
             http: None,
+            web_assets: Vec::new(),
             queues: registry
                 .queues()
                 .iter()
@@ -189,6 +193,12 @@ impl Manifest {
     /// Records whether the app has an HTTP API.
     pub fn with_http(mut self, enabled: bool) -> Self {
         self.http = enabled.then(HttpEntry::enabled);
+        self
+    }
+
+    /// Records the site's static files.
+    pub fn with_web_assets(mut self, assets: &[crate::app::WebAsset]) -> Self {
+        self.web_assets = assets.to_vec();
         self
     }
 

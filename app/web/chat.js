@@ -1,0 +1,604 @@
+// The chat page's script: the typed client (`switchboard-client.ts`, generated from the
+// route registry) for the WebSocket, `fetch` for the HTTP API and the local issuer.
+// Compiled by `tsc` (see `tsconfig.json`) to `chat.js`, which the gateway serves at
+// `/chat.js` and the deploy program uploads next to the page.
+import { SwitchboardClient } from './switchboard-client.js';
+const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+const MAX_TEXT = 2000;
+const MAX_KEPT = 500;
+// CloudFront drops a WebSocket after 60 s without traffic: ping every 40 s
+// (`?heartbeat=MS` shortens it, for tests; never below 1 s).
+const HEARTBEAT_MS = Math.max(1000, Number(new URLSearchParams(location.search).get('heartbeat')) || 40000);
+const DIRECTORY_REFRESH_MS = 15000;
+const LS_KEY = 'switchboard.username';
+function $(id) {
+    const n = document.getElementById(id);
+    if (!n)
+        throw new Error(`#${id} is missing from the page`);
+    return n;
+}
+const el = {
+    status: $('status'),
+    signinForm: $('signin-form'),
+    username: $('username'),
+    signin: $('signin'),
+    session: $('session'),
+    meName: $('me-name'),
+    connId: $('connection-id'),
+    signout: $('signout'),
+    error: $('error'),
+    errorText: $('error-text'),
+    errorClose: $('error-close'),
+    rooms: $('rooms'),
+    joinForm: $('join-form'),
+    room: $('room'),
+    join: $('join'),
+    roomTitle: $('room-title'),
+    messages: $('messages'),
+    sendForm: $('send-form'),
+    message: $('message'),
+    send: $('send'),
+    membersTitle: $('members-title'),
+    members: $('members'),
+    meInfo: $('me-info'),
+    directory: $('directory'),
+    refreshRooms: $('refresh-rooms'),
+};
+const state = {
+    name: null, // username while signed in (intent), null when signed out
+    client: null,
+    connected: false,
+    connectionId: null,
+    ownIds: new Set(), // every connection id this tab has had (own messages after reconnects)
+    rooms: new Map(),
+    current: null,
+    neverOpened: 0, // consecutive attempts that closed before opening (likely refused at upgrade)
+    countdownTimer: undefined,
+    token: null,
+    me: null, // GET /http/me
+    directory: [], // GET /http/rooms
+    directoryTimer: undefined,
+    directoryInterval: undefined,
+};
+// ---- helpers -----------------------------------------------------------
+function node(tag, cls, text) {
+    const n = document.createElement(tag);
+    if (cls)
+        n.className = cls;
+    if (text !== undefined)
+        n.textContent = String(text);
+    return n;
+}
+function charLen(s) {
+    return Array.from(s).length;
+}
+function showError(msg) {
+    el.errorText.textContent = msg;
+    el.error.hidden = false;
+}
+function clearError() {
+    el.error.hidden = true;
+    el.errorText.textContent = '';
+}
+function setStatus(stateName, text) {
+    el.status.dataset.state = stateName;
+    el.status.textContent = text;
+}
+function fmtTime(ms) {
+    const d = new Date(typeof ms === 'number' ? ms : Date.now());
+    return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+function getRoom(name) {
+    let r = state.rooms.get(name);
+    if (!r) {
+        r = { messages: [], seq: 0, members: new Map(), membersSeq: 0, unread: 0, joined: false };
+        state.rooms.set(name, r);
+    }
+    return r;
+}
+function errorMessage(e) {
+    return e instanceof Error ? e.message : String(e);
+}
+function wsUrl() {
+    return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+}
+// ---- HTTP API (/http/* on the page's own origin: CloudFront in AWS, the local gateway
+// here) ------------------------------------------------------------------
+async function api(path, retried = false) {
+    if (!state.name)
+        throw new Error('signed out');
+    const token = await idToken(state.name);
+    const res = await fetch(`/http${path}`, {
+        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+    });
+    const body = await res.json().catch(() => ({}));
+    if (res.status === 401 && !retried) {
+        state.token = null; // a fresh token, once
+        return api(path, true);
+    }
+    if (!res.ok) {
+        const e = body.error || {};
+        throw new Error(`${e.code || 'HTTP ' + res.status}: ${e.message || body.message || 'request failed'}`);
+    }
+    return body;
+}
+async function refreshMe() {
+    try {
+        state.me = await api('/me');
+    }
+    catch (e) {
+        state.me = null;
+        console.warn('GET /http/me:', errorMessage(e));
+    }
+    render();
+}
+async function refreshDirectory() {
+    clearTimeout(state.directoryTimer);
+    state.directoryTimer = undefined;
+    if (!state.name)
+        return;
+    try {
+        state.directory = (await api('/rooms')).rooms || [];
+    }
+    catch (e) {
+        console.warn('GET /http/rooms:', errorMessage(e));
+    }
+    render();
+}
+// Presence changes move the counts: refresh soon, once per burst.
+function scheduleDirectoryRefresh() {
+    if (state.directoryTimer !== undefined || !state.name)
+        return;
+    state.directoryTimer = setTimeout(() => {
+        void refreshDirectory();
+        void refreshMe();
+    }, 250);
+}
+// The members of a room as the store has them (catches presence missed while offline);
+// dropped if a presence frame arrived meanwhile, which is newer.
+async function refreshMembers(name) {
+    const r = state.rooms.get(name);
+    if (!r || !r.joined)
+        return;
+    const seq = r.membersSeq;
+    try {
+        const body = await api(`/rooms/${encodeURIComponent(name)}/members`);
+        if (state.rooms.get(name) === r && r.joined && r.membersSeq === seq) {
+            setMembers(r, body.members);
+            render();
+        }
+    }
+    catch (e) {
+        console.warn('GET members:', errorMessage(e));
+    }
+}
+// Sign-in: an id token from the local issuer (POST /local/token), reused until a minute
+// before it expires. Browsers cannot set headers on a WebSocket, so the token travels
+// as a subprotocol next to "switchboard" (the one the server echoes).
+async function idToken(name) {
+    const now = Date.now() / 1000;
+    if (state.token && state.token.name === name && state.token.exp - 60 > now)
+        return state.token.value;
+    const res = await fetch('/local/token', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: name }),
+    });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok)
+        throw new Error((body.error && body.error.message) || `sign-in failed (HTTP ${res.status})`);
+    state.token = { name, value: body.idToken, exp: now + body.expiresIn };
+    return body.idToken;
+}
+// ---- connection: the typed client ---------------------------------------
+function attemptLabel(attempt) {
+    return attempt > 10 ? '10+' : String(attempt);
+}
+function startClient(name) {
+    const client = new SwitchboardClient({
+        url: wsUrl,
+        protocols: async () => ['switchboard', await idToken(name)],
+        heartbeatMs: HEARTBEAT_MS,
+        reconnect: { minMs: 1000, maxMs: 30000 },
+    });
+    state.client = client;
+    const mine = () => state.client === client;
+    client.hook('connecting', ({ attempt }) => {
+        if (!mine())
+            return;
+        clearCountdown();
+        setStatus('connecting', attempt ? `reconnecting… (attempt ${attemptLabel(attempt)})` : 'connecting…');
+    });
+    client.hook('failure', ({ error }) => {
+        if (mine())
+            showError(`Could not sign in or connect: ${errorMessage(error)}`);
+    });
+    client.hook('open', () => {
+        if (!mine())
+            return;
+        clearCountdown();
+        state.connected = true;
+        state.neverOpened = 0;
+        setStatus('connected', 'connected');
+        client.send('whoami');
+        for (const [room, r] of state.rooms) {
+            r.joined = false;
+            r.members.clear();
+            client.send('join', { room });
+        }
+        startDirectoryRefresh();
+        void refreshMe();
+        void refreshDirectory();
+        render();
+    });
+    client.hook('close', (ev) => {
+        if (!mine())
+            return;
+        state.connected = false;
+        state.connectionId = null;
+        stopDirectoryRefresh();
+        for (const r of state.rooms.values())
+            r.joined = false;
+        if (!ev.opened) {
+            state.neverOpened++;
+            if (state.neverOpened === 1 || state.neverOpened % 5 === 0) {
+                showError(`The server refused or could not be reached (signing in as "${name}"). ` +
+                    'If this persists, the username may have been rejected (HTTP 401/403). Still retrying…');
+            }
+        }
+        else if (ev.code >= 4400 && ev.code < 4500) {
+            showError(`Connection closed by server (${ev.code}${ev.reason ? ': ' + ev.reason : ''}). Retrying…`);
+        }
+        render();
+    });
+    client.hook('reconnecting', ({ attempt, at }) => {
+        if (!mine())
+            return;
+        clearCountdown();
+        const tick = () => {
+            const s = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+            setStatus('reconnecting', `reconnecting in ${s}s (attempt ${attemptLabel(attempt)})`);
+        };
+        tick();
+        state.countdownTimer = setInterval(tick, 250);
+    });
+    client.hook('error', (e) => {
+        if (mine())
+            showError(`${e.code || 'error'}: ${e.message || 'request failed'}${e.route ? ` (${e.route})` : ''}`);
+    });
+    // ---- protocol: one typed handler per server message ----------------------
+    client.on('whoami', (f) => {
+        state.connectionId = f.connectionId || null;
+        if (f.connectionId)
+            state.ownIds.add(f.connectionId);
+        render();
+    });
+    client.on('joined', (f) => {
+        const r = state.rooms.get(f.room);
+        if (!r)
+            return; // left before the reply arrived
+        r.joined = true;
+        r.membersSeq++;
+        setMembers(r, f.members);
+        if (!state.current || !state.rooms.has(state.current))
+            state.current = f.room;
+        scheduleDirectoryRefresh();
+        render();
+    });
+    client.on('left', (f) => {
+        removeRoom(f.room);
+        scheduleDirectoryRefresh();
+        render();
+    });
+    client.on('members', (f) => {
+        const r = state.rooms.get(f.room);
+        if (r)
+            setMembers(r, f.members);
+        render();
+    });
+    client.on('presence', (f) => {
+        scheduleDirectoryRefresh();
+        const r = state.rooms.get(f.room);
+        if (!r)
+            return;
+        r.membersSeq++;
+        if (f.event === 'join') {
+            if (!r.members.has(f.connectionId))
+                addSys(r, `${f.username} joined`);
+            r.members.set(f.connectionId, f.username);
+        }
+        else {
+            if (r.members.delete(f.connectionId))
+                addSys(r, `${f.username} left`);
+        }
+        render();
+    });
+    client.on('message', (f) => {
+        const r = state.rooms.get(f.room);
+        if (!r)
+            return;
+        pushMsg(r, { kind: 'msg', from: f.from, connectionId: f.connectionId, text: f.text, sentAt: f.sentAt });
+        if (f.room !== state.current)
+            r.unread++;
+        render();
+    });
+    client.connect();
+}
+function clearCountdown() {
+    clearInterval(state.countdownTimer);
+    state.countdownTimer = undefined;
+}
+function startDirectoryRefresh() {
+    stopDirectoryRefresh();
+    state.directoryInterval = setInterval(() => void refreshDirectory(), DIRECTORY_REFRESH_MS);
+}
+function stopDirectoryRefresh() {
+    clearInterval(state.directoryInterval);
+    state.directoryInterval = undefined;
+}
+function signIn(name) {
+    state.name = name;
+    try {
+        localStorage.setItem(LS_KEY, name);
+    }
+    catch {
+        // storage unavailable
+    }
+    state.neverOpened = 0;
+    clearError();
+    startClient(name);
+    render();
+    el.room.focus();
+}
+function signOut() {
+    state.name = null;
+    state.token = null;
+    state.me = null;
+    state.directory = [];
+    clearCountdown();
+    stopDirectoryRefresh();
+    clearTimeout(state.directoryTimer);
+    state.directoryTimer = undefined;
+    const client = state.client;
+    state.client = null;
+    state.connected = false;
+    state.connectionId = null;
+    if (client)
+        client.close(1000, 'sign out');
+    state.rooms.clear();
+    state.current = null;
+    state.ownIds.clear();
+    setStatus('signed-out', 'signed out');
+    render();
+}
+function setMembers(r, list) {
+    r.members.clear();
+    if (Array.isArray(list))
+        for (const m of list)
+            if (m && m.connectionId)
+                r.members.set(m.connectionId, m.username);
+}
+function pushMsg(r, m) {
+    r.messages.push(m);
+    r.seq++;
+    if (r.messages.length > MAX_KEPT)
+        r.messages.splice(0, r.messages.length - MAX_KEPT);
+}
+function addSys(r, text) {
+    pushMsg(r, { kind: 'sys', text, sentAt: Date.now() });
+}
+function removeRoom(name) {
+    state.rooms.delete(name);
+    if (state.current === name)
+        state.current = state.rooms.keys().next().value ?? null;
+}
+// ---- rendering ---------------------------------------------------------
+let renderedRoom = null;
+let renderedKey = '';
+function render() {
+    const signedIn = !!state.name;
+    el.signinForm.hidden = signedIn;
+    el.session.hidden = !signedIn;
+    el.meName.textContent = state.name || '';
+    el.connId.textContent = state.connectionId || '–';
+    const me = state.me && state.me.username === state.name ? state.me : null;
+    const sessions = me ? me.connections.length : 0;
+    el.meInfo.textContent = me
+        ? `· ${sessions} session${sessions === 1 ? '' : 's'}${me.groups.length ? ' · ' + me.groups.join(', ') : ''}`
+        : '';
+    el.meInfo.dataset.sessions = String(sessions);
+    el.join.disabled = !signedIn;
+    const currentRoom = state.current ? state.rooms.get(state.current) : undefined;
+    const canSend = state.connected && !!currentRoom && currentRoom.joined;
+    el.message.disabled = !canSend;
+    el.send.disabled = !canSend;
+    // rooms
+    el.rooms.replaceChildren();
+    if (!state.rooms.size) {
+        el.rooms.append(node('li', 'empty', signedIn ? 'No rooms yet — join one below.' : 'Sign in to join rooms.'));
+    }
+    for (const [name, r] of state.rooms) {
+        const li = node('li', name === state.current ? 'active' : '');
+        li.dataset.testid = 'room-item';
+        li.dataset.room = name;
+        li.title = r.joined ? name : `${name} (rejoining…)`;
+        const label = node('span', 'name', '# ' + name);
+        if (!r.joined)
+            label.style.opacity = '.55';
+        li.append(label);
+        if (r.unread)
+            li.append(node('span', 'badge', r.unread > 99 ? '99+' : r.unread));
+        const leave = node('button', '', '×');
+        leave.type = 'button';
+        leave.title = `Leave ${name}`;
+        leave.dataset.testid = 'leave';
+        leave.setAttribute('aria-label', `Leave ${name}`);
+        leave.addEventListener('click', (e) => {
+            e.stopPropagation();
+            leaveRoom(name);
+        });
+        li.append(leave);
+        li.addEventListener('click', () => selectRoom(name));
+        el.rooms.append(li);
+    }
+    // every room with members (GET /http/rooms)
+    el.directory.replaceChildren();
+    if (signedIn && !state.directory.length)
+        el.directory.append(node('li', 'empty', 'No rooms with members.'));
+    for (const d of signedIn ? state.directory : []) {
+        const mine = state.rooms.has(d.room);
+        const li = node('li', mine ? 'mine' : '');
+        li.dataset.testid = 'directory-room';
+        li.dataset.room = d.room;
+        li.dataset.count = String(d.members);
+        li.title = mine ? `Show ${d.room}` : `Join ${d.room}`;
+        li.append(node('span', 'name', '# ' + d.room), node('span', 'count', `${d.members} online`));
+        li.addEventListener('click', () => joinRoom(d.room));
+        el.directory.append(li);
+    }
+    // messages
+    const cur = currentRoom ?? null;
+    el.roomTitle.textContent = cur ? `# ${state.current}` : 'No room selected';
+    const atBottom = el.messages.scrollHeight - el.messages.scrollTop - el.messages.clientHeight < 40;
+    const msgs = cur ? cur.messages : [];
+    const key = `${state.current}|${cur ? cur.seq : -1}|${state.connectionId}|${!!state.name}`;
+    if (key !== renderedKey) {
+        el.messages.replaceChildren();
+        if (!cur)
+            el.messages.append(node('li', 'sys', signedIn ? 'Join a room to start chatting.' : 'Sign in to start chatting.'));
+        for (const m of msgs)
+            el.messages.append(m.kind === 'sys' ? sysNode(m) : msgNode(m));
+        if (renderedRoom !== state.current || atBottom)
+            el.messages.scrollTop = el.messages.scrollHeight;
+        renderedRoom = state.current;
+        renderedKey = key;
+    }
+    // members
+    el.members.replaceChildren();
+    const members = cur ? [...cur.members.entries()] : [];
+    el.membersTitle.textContent = cur ? `Members (${members.length})` : 'Members';
+    members.sort((a, b) => String(a[1]).localeCompare(String(b[1])));
+    for (const [cid, uname] of members) {
+        const li = node('li', cid === state.connectionId ? 'me' : '');
+        li.dataset.testid = 'member';
+        li.dataset.connectionId = cid;
+        li.title = `${uname} (${cid})`;
+        li.append(node('span', 'uname', uname));
+        if (cid === state.connectionId)
+            li.append(document.createTextNode(' (you)'));
+        el.members.append(li);
+    }
+    if (cur && !members.length)
+        el.members.append(node('li', 'empty', cur.joined ? 'Nobody here.' : 'Rejoining…'));
+}
+function msgNode(m) {
+    const own = m.connectionId !== undefined && state.ownIds.has(m.connectionId);
+    const li = node('li', own ? 'msg own' : 'msg');
+    li.dataset.testid = 'chat-message';
+    li.dataset.from = m.from || '';
+    const meta = node('div', 'meta');
+    meta.append(node('span', 'from', own ? `${m.from} (you)` : m.from));
+    const t = node('time', '', fmtTime(m.sentAt));
+    if (typeof m.sentAt === 'number') {
+        t.dateTime = new Date(m.sentAt).toISOString();
+        t.title = new Date(m.sentAt).toLocaleString();
+    }
+    meta.append(t);
+    li.append(meta, node('div', 'text', m.text));
+    return li;
+}
+function sysNode(m) {
+    return node('li', 'sys', `${fmtTime(m.sentAt)} · ${m.text}`);
+}
+// ---- actions -----------------------------------------------------------
+function selectRoom(name) {
+    const r = state.rooms.get(name);
+    if (!r)
+        return;
+    state.current = name;
+    r.unread = 0;
+    render();
+    void refreshMembers(name);
+    if (!el.message.disabled)
+        el.message.focus();
+}
+function joinRoom(name) {
+    if (!NAME_RE.test(name)) {
+        showError('Room names are 1–64 characters: letters, digits, "-", "_" or ".".');
+        return;
+    }
+    const existing = state.rooms.get(name);
+    if (existing && existing.joined) {
+        selectRoom(name);
+        return;
+    }
+    getRoom(name);
+    state.current = name;
+    if (state.connected)
+        state.client?.send('join', { room: name }); // otherwise joined on (re)connect
+    render();
+}
+function leaveRoom(name) {
+    state.client?.send('leave', { room: name }); // no-op while offline; forget the room locally right away
+    removeRoom(name);
+    render();
+}
+el.signinForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = el.username.value.trim();
+    if (!NAME_RE.test(name)) {
+        showError('Usernames are 1–64 characters: letters, digits, "-", "_" or "." (no spaces).');
+        el.username.focus();
+        return;
+    }
+    el.username.value = name;
+    signIn(name);
+});
+el.signout.addEventListener('click', signOut);
+el.joinForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (!state.name)
+        return;
+    const name = el.room.value.trim();
+    joinRoom(name);
+    if (NAME_RE.test(name))
+        el.room.value = '';
+});
+el.sendForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = el.message.value;
+    if (!state.current || !text.trim())
+        return;
+    if (charLen(text) > MAX_TEXT) {
+        showError(`Messages are limited to ${MAX_TEXT} characters.`);
+        return;
+    }
+    if (state.client?.send('sendMessage', { room: state.current, text }))
+        el.message.value = '';
+    else
+        showError('Not connected — the message was not sent.');
+    el.message.focus();
+});
+el.errorClose.addEventListener('click', clearError);
+el.refreshRooms.addEventListener('click', () => {
+    void refreshDirectory();
+    void refreshMe();
+});
+document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && !el.error.hidden)
+        clearError();
+});
+// Come back quickly when the network returns instead of waiting out the backoff.
+window.addEventListener('online', () => state.client?.reconnectNow());
+// ---- boot --------------------------------------------------------------
+try {
+    const saved = localStorage.getItem(LS_KEY);
+    if (saved)
+        el.username.value = saved;
+}
+catch {
+    // ignore
+}
+setStatus('signed-out', 'signed out');
+render();
+(el.username.value ? el.signin : el.username).focus();
