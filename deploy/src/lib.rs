@@ -50,9 +50,14 @@ pub enum DeployError {
     Config(Vec<String>),
     /// The Lambda artifact is missing.
     #[error(
-        "the Lambda artifact {0} does not exist: build it first (cargo lambda build --arm64 --profile lambda -p chat-app --output-format zip), or set `artifact`"
+        "the Lambda artifact {path} does not exist: build it first (cargo lambda build --arm64 --profile lambda -p {package} --output-format zip), or set `artifact`"
     )]
-    Artifact(String),
+    Artifact {
+        /// Where the artifact was looked for.
+        path: String,
+        /// The app's package (its binary), for the build command.
+        package: String,
+    },
     /// The plan is inconsistent (a bug in the program).
     #[error("plan: {0}")]
     Plan(String),
@@ -98,7 +103,10 @@ fn run_inner(app: &App, web_page: &str, bin: &str) -> Result<(), DeployError> {
         &plan::default_artifact(bin),
     )?;
     if !std::path::Path::new(&cfg.artifact).is_file() {
-        return Err(DeployError::Artifact(cfg.artifact));
+        return Err(DeployError::Artifact {
+            path: cfg.artifact,
+            package: bin.to_owned(),
+        });
     }
     let plan = plan_for(&manifest, &cfg, web_page)?;
     let problems = engine::register(&ctx, &plan);
