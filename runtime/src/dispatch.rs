@@ -90,18 +90,19 @@ impl Dispatcher {
 
     /// Handles one event.
     pub async fn dispatch(&self, event: ApiGatewayWebsocketProxyRequest) -> Outcome {
-        let event_type = event.request_context.event_type.clone().unwrap_or_default();
-        let route_key = event.request_context.route_key.clone().unwrap_or_default();
         let req = Arc::new(WsRequest::new(event, Arc::clone(&self.services)));
-        match event_type.as_str() {
-            "CONNECT" => self.connect(req).await,
-            "DISCONNECT" => self.disconnect(req).await,
-            "MESSAGE" => self.message(req, &route_key).await,
+        // Borrowed from the request rather than copied out of the event first.
+        let rc = &req.event().request_context;
+        let route_key = rc.route_key.as_deref().unwrap_or_default();
+        match rc.event_type.as_deref().unwrap_or_default() {
+            "CONNECT" => self.connect(Arc::clone(&req)).await,
+            "DISCONNECT" => self.disconnect(Arc::clone(&req)).await,
+            "MESSAGE" => self.message(Arc::clone(&req), route_key).await,
             other => {
                 tracing::error!(event_type = other, "event with an unknown eventType");
                 Outcome::failed(
                     WsError::new("bad_event", format!("unknown eventType `{other}`")),
-                    &route_key,
+                    route_key,
                 )
             }
         }
@@ -111,7 +112,7 @@ impl Dispatcher {
         let record = record_for(&req);
         let store = &self.services.store;
         if let Err(e) = store.put_connection(&record).await {
-            return Outcome::failed(WsError::internal(e), "$connect");
+            return Outcome::failed(WsError::from(e), "$connect");
         }
         let route = self.services.registry.get("$connect");
         let result = match route {
@@ -148,14 +149,11 @@ impl Dispatcher {
                 "$disconnect handler failed"
             );
         }
-        match self
-            .services
-            .store
-            .remove_connection(req.connection_id())
-            .await
-        {
-            Ok(_) => Outcome::ok(None),
-            Err(e) => Outcome::failed(WsError::internal(e), "$disconnect"),
+        // The record's key is rebuilt from the event (user name, `connectedAt`): a store
+        // can delete by key without looking the connection id up first.
+        match self.services.store.remove_record(&record_for(&req)).await {
+            Ok(()) => Outcome::ok(None),
+            Err(e) => Outcome::failed(WsError::from(e), "$disconnect"),
         }
     }
 

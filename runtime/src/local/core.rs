@@ -50,11 +50,30 @@ pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// `requestContext.requestTime` (`22/Nov/2026:07:42:55 +0000`). It changes once a
+/// second, and formatting it is the costliest part of building an event, so each thread
+/// keeps the last second's string.
 fn request_time(epoch_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(epoch_ms)
-        .unwrap_or_default()
-        .format("%d/%b/%Y:%H:%M:%S %z")
-        .to_string()
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> =
+            const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let second = epoch_ms.div_euclid(1000);
+    let format = || {
+        chrono::DateTime::from_timestamp_millis(epoch_ms)
+            .unwrap_or_default()
+            .format("%d/%b/%Y:%H:%M:%S %z")
+            .to_string()
+    };
+    LAST.with(|last| match last.try_borrow_mut() {
+        Ok(mut last) => {
+            if last.0 != second {
+                *last = (second, format());
+            }
+            last.1.clone()
+        }
+        Err(_) => format(),
+    })
 }
 
 /// The local gateway's state.
@@ -65,6 +84,8 @@ pub(crate) struct Gateway {
     pub(crate) config: LocalConfig,
     pub(crate) api_id: String,
     pub(crate) web_page: Option<&'static str>,
+    /// Static files served next to the page (`App::web_asset`).
+    pub(crate) web_assets: Vec<crate::app::WebAsset>,
     pub(crate) manifest: String,
     domain: OnceLock<String>,
     closing: AtomicUsize,
@@ -86,6 +107,7 @@ impl Gateway {
             config,
             api_id: new_api_id(),
             web_page,
+            web_assets: Vec::new(),
             manifest,
             domain: OnceLock::new(),
             closing: AtomicUsize::new(0),
@@ -235,6 +257,7 @@ impl Gateway {
             authorizer_fields,
         });
         self.hub.insert(Arc::clone(&live));
+        self.hub.stats.connected();
         Ok(Opened { live, rx, protocol })
     }
 
@@ -291,6 +314,7 @@ impl Gateway {
         let mut event = ApiGatewayWebsocketProxyRequest::default();
         event.request_context = rc;
         let outcome = self.dispatcher.dispatch(event).await;
+        self.hub.stats.disconnected();
         if let Some(err) = outcome.error {
             tracing::warn!(connection_id = %live.id, error = %err, "$disconnect failed");
         }

@@ -15,6 +15,9 @@ use crate::response::Frame;
 
 pub use crate::backend::MAX_MESSAGE_BYTES;
 
+/// The close reason of a connection whose outbound buffer filled up (code 1008).
+pub(crate) const SLOW_CONSUMER_REASON: &str = "Outbound buffer full";
+
 /// A request to close a connection, with the close code and reason.
 #[derive(Default)]
 pub(crate) struct CloseSignal {
@@ -23,14 +26,23 @@ pub(crate) struct CloseSignal {
 }
 
 impl CloseSignal {
-    /// Asks the connection's task to close with `code` (the first request wins).
-    pub(crate) fn request(&self, code: u16, reason: &str) {
+    /// Asks the connection's task to close with `code` (the first request wins);
+    /// `true` if this request is the one that counts.
+    pub(crate) fn request(&self, code: u16, reason: &str) -> bool {
+        let mut first = false;
         if let Ok(mut slot) = self.reason.lock()
             && slot.is_none()
         {
             *slot = Some((code, reason.to_owned()));
+            first = true;
         }
         self.notify.notify_one();
+        first
+    }
+
+    /// The close requested so far, if any.
+    pub(crate) fn peek(&self) -> Option<(u16, String)> {
+        self.reason.lock().ok().and_then(|s| s.clone())
     }
 
     pub(crate) async fn requested(&self) -> (u16, String) {
@@ -66,6 +78,8 @@ impl Live {
 #[derive(Default)]
 pub(crate) struct Hub {
     live: RwLock<HashMap<String, Arc<Live>>>,
+    /// The gateway's counters (`GET /local/stats`).
+    pub(crate) stats: super::stats::Stats,
 }
 
 impl Hub {
@@ -116,7 +130,9 @@ impl ConnectionsClient for Hub {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 // A client that stopped reading: drop it rather than let it hold memory
                 // or stall senders. Its $disconnect follows.
-                live.close.request(1008, "Outbound buffer full");
+                if live.close.request(1008, SLOW_CONSUMER_REASON) {
+                    self.stats.slow_consumer_closed();
+                }
                 Err(PostError::Gone(connection_id.to_owned()))
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {

@@ -14,6 +14,7 @@ mod hub;
 pub mod ids;
 pub mod issuer;
 mod mgmt;
+mod stats;
 mod ws;
 
 use std::net::SocketAddr;
@@ -188,30 +189,43 @@ impl LocalGateway {
         self.gateway.hub.len()
     }
 
-    /// Stops accepting connections, closes every socket with 1001 (firing each
-    /// `$disconnect`), lets the embedded queue consumers finish the batches they are
-    /// running, and waits up to `grace` for all of it.
+    /// Stops accepting connections; stops the embedded queue consumers from polling and
+    /// lets the batches they are running finish (while the sockets are still open, so
+    /// what those batches send reaches the clients, and what they processed is deleted
+    /// from the queue); then closes every socket with 1001 "Going away", firing each
+    /// `$disconnect`, and waits for the close handshakes and `$disconnect`s.
+    ///
+    /// `grace` bounds the consumers' drain and the sockets' closing together; the
+    /// sockets get at least two seconds whatever the consumers took. What is still
+    /// running then is abandoned (with a warning).
     pub async fn shutdown_within(mut self, grace: Duration) {
+        let started = tokio::time::Instant::now();
+        let deadline = started + grace;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let consumers = self.consumers.take().map(|c| c.drain(grace));
+        if let Some(consumers) = self.consumers.take() {
+            consumers.drain(grace).await;
+        }
         self.gateway.hub.close_all(1001, "Going away");
-        let deadline = tokio::time::Instant::now() + grace;
+        let sockets_deadline = deadline.max(tokio::time::Instant::now() + MIN_CLOSE_GRACE);
         while self.gateway.hub.len() > 0 || self.gateway.closing() > 0 {
-            if tokio::time::Instant::now() >= deadline {
+            if tokio::time::Instant::now() >= sockets_deadline {
                 tracing::warn!(
                     open = self.gateway.hub.len(),
+                    closing = self.gateway.closing(),
                     "shutdown grace period over with connections still open"
                 );
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        if let Some(drain) = consumers {
-            drain.await;
-        }
-        let _ = tokio::time::timeout(grace, &mut self.server).await;
+        let left = sockets_deadline.saturating_duration_since(tokio::time::Instant::now());
+        let _ = tokio::time::timeout(left.max(Duration::from_secs(1)), &mut self.server).await;
+        tracing::info!(
+            took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "local gateway stopped"
+        );
     }
 
     /// [`shutdown_within`](Self::shutdown_within) five seconds.
@@ -219,13 +233,47 @@ impl LocalGateway {
         self.shutdown_within(Duration::from_secs(5)).await;
     }
 
-    /// Runs until Ctrl-C, then shuts down gracefully.
+    /// Runs until Ctrl-C (SIGINT) or, on Unix, SIGTERM (what `kill`, `docker stop` and
+    /// systemd send), then shuts down gracefully ([`shutdown`](Self::shutdown)).
     pub async fn run_until_ctrl_c(self) {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C; stopping");
-        }
-        tracing::info!("shutting down");
+        let signal = shutdown_signal().await;
+        tracing::info!(signal, "shutting down");
         self.shutdown().await;
+    }
+}
+
+/// The least time [`LocalGateway::shutdown_within`] gives the sockets to close, however
+/// long the queue consumers took to drain.
+const MIN_CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM; returns the signal's name. If a signal cannot
+/// be listened for, it returns at once (stopping is safer than running unstoppable).
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                return tokio::select! {
+                    r = tokio::signal::ctrl_c() => match r {
+                        Ok(()) => "SIGINT",
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot listen for Ctrl-C; stopping");
+                            "none"
+                        }
+                    },
+                    _ = term.recv() => "SIGTERM",
+                };
+            }
+            Err(e) => tracing::error!(error = %e, "cannot listen for SIGTERM"),
+        }
+    }
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => "SIGINT",
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C; stopping");
+            "none"
+        }
     }
 }
 
@@ -267,11 +315,28 @@ fn listen_deep(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 fn router(gateway: Arc<Gateway>, http: Option<Router>) -> Router {
     let stage_path = format!("/{}/@connections/{{id}}", gateway.config.stage);
-    Router::new()
-        .route("/", get(mgmt::index))
+    let mut site = Router::new();
+    // The page's static files (App::web_asset), as the bucket behind CloudFront has them.
+    for asset in &gateway.web_assets {
+        let asset = *asset;
+        site = site.route(
+            asset.path,
+            get(move || async move {
+                (
+                    [
+                        (axum::http::header::CONTENT_TYPE, asset.content_type),
+                        (axum::http::header::CACHE_CONTROL, "no-cache"),
+                    ],
+                    asset.content,
+                )
+            }),
+        );
+    }
+    site.route("/", get(mgmt::index))
         .route("/ws", any(ws::upgrade))
         .route("/local/manifest", get(mgmt::manifest))
         .route("/local/connections", get(mgmt::connections))
+        .route("/local/stats", get(stats::stats_json))
         .route(
             "/@connections/{id}",
             any(mgmt::connection_op).layer(DefaultBodyLimit::max(1024 * 1024)),

@@ -95,7 +95,9 @@ pub(crate) async fn upgrade(
             Ok(upgraded) => serve_socket(gateway, opened, TokioIo::new(upgraded)).await,
             Err(e) => {
                 tracing::debug!(error = %e, "client vanished during the upgrade");
-                gateway.on_close(&opened.live, 1006, "Upgrade failed").await;
+                // Boxed, like every large future of a connection's task: the task's
+                // size is what each idle connection costs.
+                Box::pin(gateway.on_close(&opened.live, 1006, "Upgrade failed")).await;
             }
         }
     });
@@ -159,7 +161,10 @@ where
     tokio::pin!(max_age);
     let idle = sleep(cfg.idle_timeout);
     tokio::pin!(idle);
-    let mut in_flight = FuturesUnordered::new();
+    // Boxed futures: `FuturesUnordered` allocates a node of the future's size up front
+    // (and per message), and an event's dispatch is several KiB; idle connections
+    // should not pay for it.
+    let mut in_flight: FuturesUnordered<InFlight> = FuturesUnordered::new();
     let write_timeout = cfg.write_timeout;
     let max_in_flight = cfg.max_in_flight.max(1);
 
@@ -180,21 +185,26 @@ where
                         Err(_) => break,
                     }
                 }
-                if !write_all(&mut ws, batch, write_timeout).await {
+                let n = batch.len();
+                if !write_or_close(&mut ws, &live, batch, write_timeout).await {
                     break End::Abnormal;
                 }
+                gateway.hub.stats.frames_out(n);
             }
             Some(reply) = in_flight.next(), if !in_flight.is_empty() => {
-                if let Some(frame) = reply
-                    && !write_all(&mut ws, vec![frame], write_timeout).await {
+                if let Some(frame) = reply {
+                    if !write_or_close(&mut ws, &live, vec![frame], write_timeout).await {
                         break End::Abnormal;
                     }
+                    gateway.hub.stats.frames_out(1);
+                }
             }
             msg = ws.next(), if in_flight.len() < max_in_flight => match msg {
                 Some(Ok(Message::Text(text))) => {
+                    gateway.hub.stats.frame_in();
                     idle.as_mut().reset(Instant::now() + cfg.idle_timeout);
                     live.touch(now_ms());
-                    in_flight.push(gateway.on_message(&live, text.as_str().to_owned()));
+                    in_flight.push(Box::pin(gateway.on_message(&live, text.as_str().to_owned())));
                 }
                 Some(Ok(Message::Binary(_))) => {
                     break End::ServerAfterError(1003, "Binary frames are not supported");
@@ -254,9 +264,41 @@ where
             let _ = timeout(CLOSE_GRACE, async { while ws.next().await.is_some() {} }).await;
             (code, reason)
         }
-        End::Abnormal => (1006, "Going away".to_owned()),
+        // A connection dropped because a close was requested while a write was stuck
+        // (a slow consumer: 1008) reports that close; otherwise the TCP connection died.
+        End::Abnormal => live
+            .close
+            .peek()
+            .unwrap_or_else(|| (1006, "Going away".to_owned())),
     };
-    gateway.on_close(&live, code, &reason).await;
+    // Boxed: `$disconnect`'s dispatch would otherwise be part of every connection's task.
+    Box::pin(gateway.on_close(&live, code, &reason)).await;
+}
+
+/// A message being handled: the route response to send back, if any.
+type InFlight =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<crate::Frame>> + Send + 'static>>;
+
+/// [`write_all`], except that a close requested while the write is stuck (a client that
+/// stopped reading filled its outbound buffer, or the gateway is shutting down) leaves the
+/// write [`CLOSE_GRACE`] more rather than the rest of the write timeout. A write that
+/// completes at once never looks at the close signal.
+async fn write_or_close<S>(
+    ws: &mut WebSocketStream<S>,
+    live: &super::Live,
+    frames: Vec<crate::Frame>,
+    limit: Duration,
+) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let write = write_all(ws, frames, limit);
+    tokio::pin!(write);
+    tokio::select! {
+        biased;
+        ok = &mut write => ok,
+        _ = live.close.requested() => timeout(CLOSE_GRACE, write).await.unwrap_or(false),
+    }
 }
 
 async fn write_all<S>(
