@@ -1,17 +1,28 @@
-//! Warm per-event overhead of Lambda mode: parse the event JSON, dispatch, build the
-//! integration response, serialise it — what one warm invocation costs besides the
-//! Runtime API round trip. `cargo bench -p switchboard-bench --bench dispatch`.
+//! Warm per-event overhead of Lambda mode, per role of the chat app: parse the event
+//! JSON, run the role's handler, build and serialise the answer — what one warm
+//! invocation costs besides the Runtime API round trip and any AWS call.
+//! `cargo bench -p switchboard-bench --bench dispatch`.
+//!
+//! The embedded store and a `@connections` client pointing at 127.0.0.1:9 stand in for
+//! DynamoDB and API Gateway; every event here is answered without the network (the
+//! queue consumer's customer has no open connection, so its send reaches nobody).
 
 use std::sync::Arc;
 
-use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayWebsocketProxyRequest,
+};
+use aws_lambda_events::cognito::CognitoEventUserPoolsPreSignup;
+use aws_lambda_events::sqs::SqsEvent;
 use criterion::{Criterion, criterion_group, criterion_main};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
 use switchboard::aws::AwsSettings;
 use switchboard::aws::connections::ManagementApi;
+use switchboard::jwt::{JwtAuthorizer, JwtConfig, JwtVerifier};
+use switchboard::local::issuer::{LocalIssuer, TokenRequest};
 
-fn event(route: &str, body: &str) -> String {
+fn ws_event(route: &str, body: &str) -> String {
     json!({
         "requestContext": {
             "routeKey": route, "eventType": "MESSAGE", "messageId": "bWVzc2FnZTAwMDA=",
@@ -27,6 +38,73 @@ fn event(route: &str, body: &str) -> String {
         "isBase64Encoded": false
     })
     .to_string()
+}
+
+fn authorizer_event(token: &str) -> String {
+    json!({
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:000000000000:abcdef1234/ws/$connect",
+        "headers": {"user-agent": "Mozilla/5.0"},
+        "queryStringParameters": {"token": token},
+        "requestContext": {"stage": "ws", "apiId": "abcdef1234", "requestId": "x"}
+    })
+    .to_string()
+}
+
+fn http_event() -> String {
+    json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": "/http/rooms/lobby/members",
+        "rawQueryString": "",
+        "headers": {"accept": "application/json", "host": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "a1b2c3d4e5",
+            "authorizer": {"jwt": {"claims": {"cognito:username": "alice", "sub": "u-alice", "token_use": "id"}, "scopes": null}},
+            "domainName": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com", "domainPrefix": "a1b2c3d4e5",
+            "http": {"method": "GET", "path": "/http/rooms/lobby/members", "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.7", "userAgent": "bench"},
+            "requestId": "BkbP1jXnDoEEMDQ=", "routeKey": "$default", "stage": "$default",
+            "time": "22/Nov/2026:09:40:00 +0000", "timeEpoch": 1_795_000_000_000_i64
+        },
+        "isBase64Encoded": false
+    })
+    .to_string()
+}
+
+fn sqs_event() -> String {
+    let envelope = json!({
+        "v": 1, "queue": "orders", "route": "placeOrder", "requestId": "N5OsJHnLIAMFZ3g=",
+        "sentAt": "2026-11-22T10:15:30.123Z",
+        "sender": {"connectionId": "N5OsJdBsIAMCJ_Q=", "identity": {"principalId": "alice", "context": {"username": "alice"}}},
+        "payload": {"action": "placeOrder", "item": "tea", "qty": 2}
+    });
+    json!({"Records": [{
+        "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
+        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+        "body": envelope.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": "alice", "MessageDeduplicationId": "m-1"},
+        "messageAttributes": {}, "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:chat-orders.fifo", "awsRegion": "us-east-1"
+    }]})
+    .to_string()
+}
+
+fn pre_signup_event() -> String {
+    json!({
+        "version": "1", "region": "us-east-1", "userPoolId": "us-east-1_TestPool",
+        "userName": "alice",
+        "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "testclient123"},
+        "triggerSource": "PreSignUp_SignUp",
+        "request": {"userAttributes": {"email": "alice@example.com"}, "validationData": null, "clientMetadata": {}},
+        "response": {"autoConfirmUser": false, "autoVerifyEmail": false, "autoVerifyPhone": false}
+    })
+    .to_string()
+}
+
+fn parse<T: serde::de::DeserializeOwned>(raw: &str) -> T {
+    match serde_json::from_str(raw) {
+        Ok(v) => v,
+        Err(e) => panic!("event: {e}"),
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -45,26 +123,30 @@ fn bench(c: &mut Criterion) {
         Ok(d) => d,
         Err(e) => panic!("dispatcher: {e}"),
     };
+
+    // ws:<route>: handle_route, as the Lambda runtime calls it.
     for (name, route, body) in [
-        ("ping", "ping", r#"{"action":"ping"}"#),
+        ("ws:ping", "ping", r#"{"action":"ping"}"#),
         (
-            "echo",
+            "ws:echo",
             "echo",
             r#"{"action":"echo","data":"0123456789abcdef0123456789abcdef"}"#,
         ),
         (
-            "unknown action ($default)",
+            "ws:$default (unknown action)",
             "$default",
             r#"{"action":"nope"}"#,
         ),
+        (
+            "ws:members (store read)",
+            "members",
+            r#"{"action":"members","room":"lobby"}"#,
+        ),
     ] {
-        let raw = event(route, body);
+        let raw = ws_event(route, body);
         c.bench_function(&format!("lambda event: {name}"), |b| {
             b.to_async(&runtime).iter(|| async {
-                let payload: ApiGatewayWebsocketProxyRequest = match serde_json::from_str(&raw) {
-                    Ok(p) => p,
-                    Err(e) => panic!("event: {e}"),
-                };
+                let payload: ApiGatewayWebsocketProxyRequest = parse(&raw);
                 let answer = switchboard::lambda::handle_route(
                     route,
                     &dispatcher,
@@ -76,10 +158,109 @@ fn bench(c: &mut Criterion) {
                     Ok(response) => serde_json::to_vec(&response).unwrap_or_default(),
                     Err(d) => d.error_message.into_bytes(),
                 };
+                assert!(!out.is_empty());
                 std::hint::black_box(out)
             })
         });
     }
+
+    // ws:authorizer: the JWT authorizer with the issuer's keys already fetched (warm).
+    let state_dir = std::env::temp_dir().join("switchboard-dispatch-bench");
+    let issuer_url = "http://127.0.0.1:9/local";
+    let issuer = match LocalIssuer::load_or_create(
+        &state_dir,
+        issuer_url.to_owned(),
+        switchboard::app::LOCAL_AUDIENCE,
+    ) {
+        Ok(i) => i,
+        Err(e) => panic!("issuer: {e}"),
+    };
+    let token = match issuer.issue(&TokenRequest::new("alice")) {
+        Ok(t) => t.id_token,
+        Err(e) => panic!("token: {e}"),
+    };
+    let verifier = match JwtVerifier::with_static_jwks(
+        JwtConfig::new(issuer_url).with_audience(switchboard::app::LOCAL_AUDIENCE),
+        &issuer.jwks().to_string(),
+    ) {
+        Ok(v) => v,
+        Err(e) => panic!("verifier: {e}"),
+    };
+    let verifier = Arc::new(verifier);
+    // The signature check alone, to separate it from the authorizer's own overhead.
+    c.bench_function("jwt verify only (RS256 signature + claims)", |b| {
+        b.to_async(&runtime).iter(|| async {
+            match verifier.verify(&token).await {
+                Ok(claims) => std::hint::black_box(claims),
+                Err(e) => panic!("verify: {e}"),
+            }
+        })
+    });
+    let authorizer = JwtAuthorizer::new(Arc::clone(&verifier));
+    let raw = authorizer_event(&token);
+    c.bench_function("lambda event: ws:authorizer (RS256 JWT)", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let payload: ApiGatewayCustomAuthorizerRequestTypeRequest = parse(&raw);
+            let answer = switchboard::lambda::handle_authorizer(
+                &authorizer,
+                LambdaEvent::new(payload, Context::default()),
+            )
+            .await;
+            let out = match answer {
+                Ok(response) => serde_json::to_vec(&response).unwrap_or_default(),
+                Err(d) => panic!("authorizer refused: {}", d.error_message),
+            };
+            std::hint::black_box(out)
+        })
+    });
+
+    // http: the HTTP API service (lambda_http's event parsing included).
+    let http = match chat_app::app().http_service(api.clone()) {
+        Ok(Some(s)) => s,
+        Ok(None) => panic!("the chat app has no HTTP API"),
+        Err(e) => panic!("http service: {e}"),
+    };
+    let raw = http_event();
+    c.bench_function("lambda event: http (GET /http/rooms/lobby/members)", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let request = match lambda_http::request::from_str(&raw) {
+                Ok(r) => r,
+                Err(e) => panic!("http event: {e}"),
+            };
+            let response = http.handle(request).await;
+            assert_eq!(response.status(), 200);
+            std::hint::black_box(response)
+        })
+    });
+
+    // queue:orders: the consumer, one valid order (its customer has no connection).
+    let services = Arc::clone(dispatcher.services());
+    let consumer = match services.registry.consumer("orders") {
+        Some(c) => Arc::clone(&c.consumer),
+        None => panic!("no orders consumer"),
+    };
+    let raw = sqs_event();
+    c.bench_function("lambda event: queue:orders (1 message)", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let event: SqsEvent = parse(&raw);
+            let response =
+                switchboard::consumer::handle_sqs_event(&consumer, &services, "orders", &event)
+                    .await;
+            assert!(response.batch_item_failures.is_empty());
+            std::hint::black_box(serde_json::to_vec(&response).unwrap_or_default())
+        })
+    });
+
+    // cognito:pre-signup.
+    let raw = pre_signup_event();
+    c.bench_function("lambda event: cognito:pre-signup", |b| {
+        b.iter(|| {
+            let event: CognitoEventUserPoolsPreSignup = parse(&raw);
+            let out = switchboard::lambda::pre_signup(true, event);
+            assert!(out.response.auto_confirm_user);
+            std::hint::black_box(serde_json::to_vec(&out).unwrap_or_default())
+        })
+    });
 }
 
 criterion_group!(benches, bench);

@@ -6,11 +6,16 @@
 mod bare;
 mod client;
 mod gateway;
+mod idle;
 mod report;
 mod scenarios;
 mod stats;
 
-use std::{process::ExitCode, time::Duration};
+use std::{
+    io::{Read, Write},
+    process::ExitCode,
+    time::Duration,
+};
 
 use serde::Serialize;
 use tokio::{
@@ -22,6 +27,7 @@ use tokio::{
 
 use crate::{
     client::Endpoint,
+    idle::IdleReport,
     scenarios::{BroadcastReport, ConnectReport, EchoReport},
 };
 
@@ -36,7 +42,7 @@ USAGE:
 
 OPTIONS:
     --quick               smaller run for smoke tests (200 connects, 20x50 echo,
-                          100 clients x 5 broadcasts)
+                          broadcast to 100 and 1000 clients, idle up to 2000)
     --only bare|gateway   run one target only
     --json                also print one JSON object with every figure at the end
     --rounds N            run every scenario N times, alternating which target
@@ -44,6 +50,9 @@ OPTIONS:
                           1 with --quick)
     --server-threads N    worker threads of the servers' runtime (default: cores)
     --client-threads N    worker threads of the load generator's runtime (default: cores)
+    --no-idle             skip the idle-memory scenario
+    --serve bare|gateway  (internal) run one server in this process, print
+                          `LISTENING <url>`, stop when stdin closes
     -h, --help            this text
 
 SCENARIOS (per target, 127.0.0.1 only):
@@ -53,13 +62,17 @@ SCENARIOS (per target, 127.0.0.1 only):
                 msgs/s, p50/p99 round trip, errors
     latency     (extra) echo over 1 connection x 2000 messages: the round trip
                 without queueing behind 99 other connections
-    broadcast   500 clients, one of them sends 20 broadcasts one after the other,
-                each once all clients got the previous: deliveries/s,
-                p99 time-to-all, missing deliveries
+    broadcast   500 and 5000 clients; one of them sends broadcasts in two phases:
+                window 1 (20 broadcasts, each once all clients got the
+                previous): p99 time-to-all; window 16 (up to 16 broadcasts in
+                flight, 200,000 deliveries): deliveries/s; missing deliveries
+    idle        (once per target, after the rounds) the server alone in a child
+                process; 1000, 5000, 10000 idle connections opened and kept:
+                the child's RSS at each step, RSS per 1000 connections
 
 OPEN FILES:
     Client and server run in this one process, so the full run needs about
-    2 x 1000 sockets plus some. If connections fail with \"Too many open files\",
+    2 x 5000 sockets plus some (the idle scenario: 10000 in each process). If connections fail with \"Too many open files\",
     raise the limit in the shell first:
         ulimit -n 65536
 ";
@@ -71,8 +84,17 @@ struct Sizes {
     echo_connections: usize,
     echo_messages: usize,
     latency_messages: usize,
-    broadcast_clients: usize,
-    broadcast_messages: usize,
+    /// One broadcast scenario per entry.
+    broadcast_clients: &'static [usize],
+    /// Broadcasts of the time-to-all phase (window 1).
+    broadcast_serial_messages: usize,
+    /// Broadcasts in flight in the throughput phase.
+    broadcast_window: usize,
+    /// Deliveries the throughput phase aims at (broadcasts = this / clients,
+    /// clamped to 20..=400).
+    broadcast_window_deliveries: usize,
+    /// Idle connections at each RSS reading.
+    idle_steps: &'static [usize],
 }
 
 impl Sizes {
@@ -81,24 +103,43 @@ impl Sizes {
         echo_connections: 100,
         echo_messages: 100,
         latency_messages: 2000,
-        broadcast_clients: 500,
-        broadcast_messages: 20,
+        broadcast_clients: &[500, 5000],
+        broadcast_serial_messages: 20,
+        broadcast_window: 16,
+        broadcast_window_deliveries: 200_000,
+        idle_steps: &[1000, 5000, 10_000],
     };
     const QUICK: Self = Self {
         connect: 200,
         echo_connections: 20,
         echo_messages: 50,
         latency_messages: 200,
-        broadcast_clients: 100,
-        broadcast_messages: 5,
+        broadcast_clients: &[100, 1000],
+        broadcast_serial_messages: 5,
+        broadcast_window: 16,
+        broadcast_window_deliveries: 20_000,
+        idle_steps: &[1000, 2000],
     };
 
-    /// Sockets this process holds at the peak (both ends of every connection).
+    /// The broadcast phases for `clients`: (window, broadcasts).
+    fn broadcast_phases(&self, clients: usize) -> [(usize, usize); 2] {
+        let windowed = (self.broadcast_window_deliveries / clients.max(1)).clamp(20, 400);
+        [
+            (1, self.broadcast_serial_messages),
+            (self.broadcast_window, windowed),
+        ]
+    }
+
+    /// Sockets this process holds at the peak (both ends of every connection;
+    /// the idle scenario's server sockets are in the child process).
     fn peak_sockets(&self) -> u64 {
+        let broadcast = self.broadcast_clients.iter().copied().max().unwrap_or(0);
+        let idle = self.idle_steps.iter().copied().max().unwrap_or(0);
         let peak = self
             .connect
             .max(self.echo_connections)
-            .max(self.broadcast_clients);
+            .max(broadcast)
+            .max(idle.div_ceil(2));
         2 * peak as u64
     }
 }
@@ -122,6 +163,8 @@ impl Kind {
 struct Options {
     quick: bool,
     only: Option<Kind>,
+    serve: Option<Kind>,
+    idle: bool,
     json: bool,
     rounds: Option<usize>,
     server_threads: usize,
@@ -133,6 +176,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
     let mut opts = Options {
         quick: false,
         only: None,
+        serve: None,
+        idle: true,
         json: false,
         rounds: None,
         server_threads: cores,
@@ -144,17 +189,23 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
             "-h" | "--help" => return Ok(None),
             "--quick" => opts.quick = true,
             "--json" => opts.json = true,
-            "--only" => {
-                opts.only = Some(match args.next().as_deref() {
+            "--no-idle" => opts.idle = false,
+            "--only" | "--serve" => {
+                let kind = match args.next().as_deref() {
                     Some("bare") => Kind::Bare,
                     Some("gateway") => Kind::Gateway,
                     other => {
                         return Err(format!(
-                            "--only takes `bare` or `gateway`, got {}",
+                            "{arg} takes `bare` or `gateway`, got {}",
                             other.unwrap_or("nothing")
                         ));
                     }
-                });
+                };
+                if arg == "--only" {
+                    opts.only = Some(kind);
+                } else {
+                    opts.serve = Some(kind);
+                }
             }
             "--server-threads" | "--client-threads" | "--rounds" => {
                 let n = args
@@ -208,7 +259,8 @@ pub(crate) struct TargetReport {
     echo: Option<EchoReport>,
     /// Echo over a single connection: round trip without queueing.
     latency: Option<EchoReport>,
-    broadcast: Option<BroadcastReport>,
+    /// One per entry of the broadcast sizes.
+    broadcast: Vec<BroadcastReport>,
 }
 
 impl TargetReport {
@@ -217,7 +269,7 @@ impl TargetReport {
         self.connect.as_ref().is_some_and(|c| c.emfile)
             || self.echo.as_ref().is_some_and(|e| e.emfile)
             || self.latency.as_ref().is_some_and(|e| e.emfile)
-            || self.broadcast.as_ref().is_some_and(|b| b.emfile)
+            || self.broadcast.iter().any(|b| b.emfile)
     }
 
     fn failed(target: Kind, round: usize, url: Option<String>, error: String) -> Self {
@@ -229,7 +281,7 @@ impl TargetReport {
             connect: None,
             echo: None,
             latency: None,
-            broadcast: None,
+            broadcast: Vec::new(),
         }
     }
 }
@@ -286,15 +338,18 @@ fn run_target(
             sizes.latency_messages
         );
         let latency = scenarios::echo(&endpoint, 1, sizes.latency_messages).await;
-        eprintln!(
-            "[{}] broadcast: {} clients x {} broadcasts",
-            kind.name(),
-            sizes.broadcast_clients,
-            sizes.broadcast_messages
-        );
-        let broadcast =
-            scenarios::broadcast(&endpoint, sizes.broadcast_clients, sizes.broadcast_messages)
-                .await;
+        let mut broadcast = Vec::new();
+        for &clients in sizes.broadcast_clients {
+            let phases = sizes.broadcast_phases(clients);
+            eprintln!(
+                "[{}] broadcast: {clients} clients; {} broadcasts one at a time, then {} with {} in flight",
+                kind.name(),
+                phases[0].1,
+                phases[1].1,
+                phases[1].0,
+            );
+            broadcast.push(scenarios::broadcast(&endpoint, clients, &phases).await);
+        }
         TargetReport {
             target: kind,
             round,
@@ -303,7 +358,7 @@ fn run_target(
             connect: Some(connect),
             echo: Some(echo),
             latency: Some(latency),
-            broadcast: Some(broadcast),
+            broadcast,
         }
     });
     if !server_rt.block_on(running.stop()) {
@@ -319,6 +374,47 @@ fn open_files_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// `--serve`: one server in this process until stdin closes (the idle
+/// scenario's child).
+fn serve(kind: Kind, threads: usize) -> ExitCode {
+    let rt = match runtime("bench-server", threads) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot build the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let running = match kind {
+        Kind::Bare => bare::launch(&rt),
+        Kind::Gateway => gateway::launch(&rt),
+    };
+    let running = match running {
+        Ok(running) => running,
+        Err(e) => {
+            eprintln!("error: {} could not start: {e}", kind.name());
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout();
+    if writeln!(out, "{}{}", idle::LISTENING, running.url)
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        return ExitCode::FAILURE;
+    }
+    // The parent closes our stdin (or dies) when it is done.
+    let mut sink = [0u8; 256];
+    let mut stdin = std::io::stdin();
+    while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+    let stopped = rt.block_on(running.stop());
+    rt.shutdown_timeout(Duration::from_secs(2));
+    if stopped {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let opts = match parse_args(std::env::args().skip(1)) {
         Ok(Some(opts)) => opts,
@@ -331,6 +427,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(kind) = opts.serve {
+        return serve(kind, opts.server_threads);
+    }
     let sizes = if opts.quick {
         Sizes::QUICK
     } else {
@@ -383,7 +482,21 @@ fn main() -> ExitCode {
             }
         }
     }
-    let summary = report::Summary::new(&reports);
+    let mut idle_reports: Vec<(Kind, IdleReport)> = Vec::new();
+    let ran_ok = !reports.iter().any(|r| r.error.is_some() || r.emfile());
+    if opts.idle && ran_ok {
+        for &kind in &kinds {
+            eprintln!(
+                "[{}] idle: server in a child process, steps {:?}",
+                kind.name(),
+                sizes.idle_steps
+            );
+            let r = client_rt.block_on(idle::measure(kind, opts.server_threads, sizes.idle_steps));
+            report::print_idle(kind, &r);
+            idle_reports.push((kind, r));
+        }
+    }
+    let summary = report::Summary::new(&reports, &idle_reports);
     report::print_summary(&summary);
 
     if opts.json {
@@ -394,6 +507,7 @@ fn main() -> ExitCode {
             "server_threads": opts.server_threads,
             "client_threads": opts.client_threads,
             "targets": reports,
+            "idle": idle_reports,
             "summary": summary,
         });
         println!("{all}");
@@ -403,7 +517,10 @@ fn main() -> ExitCode {
     server_rt.shutdown_timeout(Duration::from_secs(2));
     client_rt.shutdown_timeout(Duration::from_secs(2));
 
-    if reports.iter().any(|r| r.error.is_some() || r.emfile()) {
+    let idle_failed = idle_reports
+        .iter()
+        .any(|(_, r)| r.error.is_some() || r.emfile);
+    if idle_failed || reports.iter().any(|r| r.error.is_some() || r.emfile()) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -82,14 +82,14 @@ pub(crate) struct EchoReport {
     pub(crate) emfile: bool,
 }
 
-/// Results of the broadcast scenario.
+/// One phase of the broadcast scenario: `messages` broadcasts with at most
+/// `window` of them in flight (sent, not yet received by every client).
 #[derive(Debug, Default, Serialize)]
-pub(crate) struct BroadcastReport {
-    /// Clients connected (the sender is one of them and receives too).
-    pub(crate) clients: usize,
-    /// Clients that could not be connected.
-    pub(crate) setup_failures: usize,
-    /// Broadcasts sent, one after the other.
+pub(crate) struct BroadcastPhase {
+    /// Broadcasts in flight at most: 1 measures time-to-all (latency), more
+    /// measure throughput.
+    pub(crate) window: usize,
+    /// Broadcasts sent.
     pub(crate) messages: usize,
     /// `clients * messages`.
     pub(crate) expected_deliveries: u64,
@@ -99,22 +99,34 @@ pub(crate) struct BroadcastReport {
     pub(crate) missing: u64,
     /// Broadcasts not seen by every client within the timeout.
     pub(crate) incomplete_messages: usize,
-    /// Error frames received, plus send failures.
-    pub(crate) errors: u64,
-    /// Frames that were not one of our broadcasts.
-    pub(crate) other_frames: u64,
-    /// Same broadcast received twice by one client.
-    pub(crate) duplicates: u64,
-    /// First send to last delivery.
+    /// The phase's first send to its last delivery.
     pub(crate) elapsed_ms: f64,
     /// `deliveries / elapsed`.
     pub(crate) deliveries_per_sec: f64,
-    /// Per broadcast: send to the last client receiving it, microseconds.
+    /// Per broadcast: send to the last client receiving it, microseconds. With
+    /// a window > 1 this includes waiting behind the broadcasts before it.
     pub(crate) p50_time_to_all_us: u64,
     /// Per broadcast, microseconds.
     pub(crate) p99_time_to_all_us: u64,
     /// Per broadcast, microseconds.
     pub(crate) max_time_to_all_us: u64,
+}
+
+/// Results of the broadcast scenario: one set of clients, one or more phases.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct BroadcastReport {
+    /// Clients connected (the sender is one of them and receives too).
+    pub(crate) clients: usize,
+    /// Clients that could not be connected.
+    pub(crate) setup_failures: usize,
+    /// The phases, in the order they ran.
+    pub(crate) phases: Vec<BroadcastPhase>,
+    /// Error frames received, plus send failures (all phases).
+    pub(crate) errors: u64,
+    /// Frames that were not one of our broadcasts (all phases).
+    pub(crate) other_frames: u64,
+    /// Same broadcast received twice by one client (all phases).
+    pub(crate) duplicates: u64,
     /// Connections whose close handshake did not complete.
     pub(crate) unclean_closes: usize,
     /// Whether a setup failure was "Too many open files".
@@ -294,20 +306,20 @@ struct BcastClientStats {
     clean_close: bool,
 }
 
-/// `clients` connections; one of them sends `msgs` broadcasts, each after
-/// every client received the previous one (or [`MSG_TIMEOUT`] passed).
+/// `clients` connections; one of them sends broadcasts, phase after phase:
+/// `(window, messages)` sends `messages` broadcasts keeping at most `window`
+/// in flight (a broadcast leaves the window once every client received it, or
+/// [`MSG_TIMEOUT`] after it was sent).
 pub(crate) async fn broadcast(
     endpoint: &Arc<Endpoint>,
     clients: usize,
-    msgs: usize,
+    phases: &[(usize, usize)],
 ) -> BroadcastReport {
     let (opened, failures) = client::connect_many(endpoint, clients, SETUP_CONCURRENCY).await;
     let n = opened.len();
     let mut report = BroadcastReport {
         clients: n,
         setup_failures: failures.count,
-        messages: msgs,
-        expected_deliveries: (n * msgs) as u64,
         emfile: failures.emfile,
         ..BroadcastReport::default()
     };
@@ -318,46 +330,36 @@ pub(crate) async fn broadcast(
     // sends on connect) before timing.
     tokio::time::sleep(SETTLE).await;
 
+    let total: usize = phases.iter().map(|(_, m)| m).sum();
     // Every client stops on its own at this deadline at the latest.
-    let hard_deadline =
-        Instant::now() + MSG_TIMEOUT * u32::try_from(msgs + 2).unwrap_or(u32::MAX) + CLOSE_TIMEOUT;
+    let hard_deadline = Instant::now()
+        + MSG_TIMEOUT * u32::try_from(total + 2 * phases.len() + 2).unwrap_or(u32::MAX)
+        + CLOSE_TIMEOUT;
     let (events_tx, mut events) = mpsc::unbounded_channel::<(usize, Instant)>();
     let mut cmds = Vec::with_capacity(n);
     let mut set = JoinSet::new();
     for ws in opened {
         let (tx, rx) = mpsc::unbounded_channel();
         cmds.push(tx);
-        set.spawn(bcast_client(ws, rx, events_tx.clone(), msgs, hard_deadline));
+        set.spawn(bcast_client(
+            ws,
+            rx,
+            events_tx.clone(),
+            total,
+            hard_deadline,
+        ));
     }
     drop(events_tx);
 
-    let mut tally = Tally::new(msgs);
-    let mut first_send = None;
-    let mut time_to_all = Vec::with_capacity(msgs);
-    for k in 0..msgs {
-        let text = client::request("broadcast", &client::payload('b', k, 0));
-        let t_send = Instant::now();
-        first_send.get_or_insert(t_send);
-        if cmds[0].send(Cmd::Send(text)).is_err() {
+    let mut tally = Tally::new(total);
+    let mut first = 0;
+    for &(window, msgs) in phases {
+        let range = first..first + msgs;
+        first += msgs;
+        let phase = run_phase(&cmds[0], &mut events, &mut tally, n, range, window.max(1)).await;
+        report.phases.push(phase);
+        if cmds[0].is_closed() {
             break;
-        }
-        let deadline = t_send + MSG_TIMEOUT;
-        while tally.counts[k] < n {
-            match timeout_at(deadline, events.recv()).await {
-                Ok(Some((j, at))) => tally.record(j, at),
-                Ok(None) | Err(_) => break,
-            }
-        }
-        match tally.last_at[k] {
-            Some(last) if tally.counts[k] >= n => time_to_all.push(micros(last - t_send)),
-            _ => report.incomplete_messages += 1,
-        }
-    }
-    // Late deliveries still count as delivered (not as missing).
-    if report.incomplete_messages > 0 {
-        let grace = Instant::now() + Duration::from_millis(500);
-        while let Ok(Some((j, at))) = timeout_at(grace, events.recv()).await {
-            tally.record(j, at);
         }
     }
 
@@ -378,33 +380,105 @@ pub(crate) async fn broadcast(
             Err(_) => report.unclean_closes += 1,
         }
     }
-    // Anything the clients recorded after the grace period.
-    while let Ok((j, at)) = events.try_recv() {
-        tally.record(j, at);
-    }
     tokio::time::sleep(SETTLE).await;
+    report
+}
 
-    let elapsed = match (first_send, tally.last_recv) {
+/// Sends the broadcasts `range` (indexes into `tally`) through `sender`, at
+/// most `window` in flight, and reports the phase.
+async fn run_phase(
+    sender: &mpsc::UnboundedSender<Cmd>,
+    events: &mut mpsc::UnboundedReceiver<(usize, Instant)>,
+    tally: &mut Tally,
+    n: usize,
+    range: std::ops::Range<usize>,
+    window: usize,
+) -> BroadcastPhase {
+    let msgs = range.len();
+    let mut phase = BroadcastPhase {
+        window,
+        messages: msgs,
+        expected_deliveries: (n * msgs) as u64,
+        ..BroadcastPhase::default()
+    };
+    let mut sent_at: Vec<Option<Instant>> = vec![None; msgs];
+    // Broadcasts sent and not yet complete (or timed out), oldest first.
+    let mut open: Vec<usize> = Vec::with_capacity(window);
+    let mut next = range.start;
+    let mut time_to_all = Vec::with_capacity(msgs);
+    let mut first_send = None;
+    let mut sender_gone = false;
+    loop {
+        while !sender_gone && open.len() < window && next < range.end {
+            let text = client::request("broadcast", &client::payload('b', next, 0));
+            let t = Instant::now();
+            first_send.get_or_insert(t);
+            if sender.send(Cmd::Send(text)).is_err() {
+                sender_gone = true;
+                break;
+            }
+            sent_at[next - range.start] = Some(t);
+            open.push(next);
+            next += 1;
+        }
+        let Some(&oldest) = open.first() else { break };
+        let deadline = sent_at[oldest - range.start].map_or_else(Instant::now, |t| t + MSG_TIMEOUT);
+        match timeout_at(deadline, events.recv()).await {
+            Ok(Some((k, at))) => {
+                tally.record(k, at);
+                if tally.counts.get(k).is_some_and(|c| *c >= n)
+                    && let Some(pos) = open.iter().position(|o| *o == k)
+                {
+                    open.remove(pos);
+                    if let (Some(Some(sent)), Some(Some(last))) =
+                        (sent_at.get(k - range.start), tally.last_at.get(k))
+                    {
+                        time_to_all.push(micros(*last - *sent));
+                    }
+                }
+            }
+            // Every client is gone: nothing more will arrive.
+            Ok(None) => {
+                phase.incomplete_messages += open.len();
+                open.clear();
+                break;
+            }
+            // The oldest broadcast timed out: it leaves the window.
+            Err(_) => {
+                open.remove(0);
+                phase.incomplete_messages += 1;
+            }
+        }
+    }
+    phase.incomplete_messages += range.end - next;
+    // Late deliveries still count as delivered (not as missing).
+    if phase.incomplete_messages > 0 {
+        let grace = Instant::now() + Duration::from_millis(500);
+        while let Ok(Some((k, at))) = timeout_at(grace, events.recv()).await {
+            tally.record(k, at);
+        }
+    }
+    let deliveries: u64 = range.clone().map(|k| tally.counts[k] as u64).sum();
+    let last = range.clone().filter_map(|k| tally.last_at[k]).max();
+    let elapsed = match (first_send, last) {
         (Some(first), Some(last)) => last - first,
         _ => Duration::ZERO,
     };
     let (p50, p99, max) = summarize(&mut time_to_all);
-    report.deliveries = tally.received;
-    report.missing = report.expected_deliveries.saturating_sub(tally.received);
-    report.elapsed_ms = elapsed.as_secs_f64() * 1e3;
-    report.deliveries_per_sec = rate(tally.received, elapsed);
-    report.p50_time_to_all_us = p50;
-    report.p99_time_to_all_us = p99;
-    report.max_time_to_all_us = max;
-    report
+    phase.deliveries = deliveries;
+    phase.missing = phase.expected_deliveries.saturating_sub(deliveries);
+    phase.elapsed_ms = elapsed.as_secs_f64() * 1e3;
+    phase.deliveries_per_sec = rate(deliveries, elapsed);
+    phase.p50_time_to_all_us = p50;
+    phase.p99_time_to_all_us = p99;
+    phase.max_time_to_all_us = max;
+    phase
 }
 
 /// Deliveries per broadcast, as reported by the clients.
 struct Tally {
     counts: Vec<usize>,
     last_at: Vec<Option<Instant>>,
-    last_recv: Option<Instant>,
-    received: u64,
 }
 
 impl Tally {
@@ -412,8 +486,6 @@ impl Tally {
         Self {
             counts: vec![0; msgs],
             last_at: vec![None; msgs],
-            last_recv: None,
-            received: 0,
         }
     }
 
@@ -423,8 +495,6 @@ impl Tally {
         };
         *count += 1;
         *last = Some(last.map_or(at, |t| t.max(at)));
-        self.last_recv = Some(self.last_recv.map_or(at, |t| t.max(at)));
-        self.received += 1;
     }
 }
 
