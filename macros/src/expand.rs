@@ -78,24 +78,21 @@ pub(crate) fn registration(kind: Kind, args: &RouteArgs, function: &ItemFn) -> T
     let span = ident.span();
     let key = &args.key;
     let variant = Ident::new(kind.variant(), Span::call_site());
-    let name = LitStr::new(&ident.unraw().to_string(), span);
-    let doc = LitStr::new(&func::first_doc_paragraph(function), Span::call_site());
-    let memory_mb = optional_u32(args.memory_mb);
-    let timeout_secs = optional_u32(args.timeout_secs);
+    let Site {
+        name,
+        doc,
+        memory_mb,
+        timeout_secs,
+        file,
+        line,
+        cfgs,
+    } = Site::of(args, function);
     let forward = match &args.forward {
         Some(queue) => quote!(::core::option::Option::Some(#queue)),
         None => quote!(::core::option::Option::None),
     };
     let queues = &args.queues;
     let erase = quote_spanned!(span=> ::switchboard::__private::erase(#ident));
-    let file = quote_spanned!(span=> ::core::file!());
-    let line = quote_spanned!(span=> ::core::line!());
-    // `#[cfg]`s written below the attribute may remove the function after this
-    // expansion: the registration goes with it.
-    let cfgs = function
-        .attrs
-        .iter()
-        .filter(|attr| attr.path().is_ident("cfg"));
     let contract = contract_registration(
         quote!(::switchboard::__private::ContractOwner::Route(#key)),
         &name,
@@ -138,20 +135,18 @@ pub(crate) fn registration(kind: Kind, args: &RouteArgs, function: &ItemFn) -> T
 /// The `const _: () = { ... };` block registering a `#[queue_consumer]`.
 pub(crate) fn consumer_registration(args: &RouteArgs, function: &ItemFn) -> TokenStream {
     let ident = &function.sig.ident;
-    let span = ident.span();
     let queue = &args.key;
-    let name = LitStr::new(&ident.unraw().to_string(), span);
-    let doc = LitStr::new(&func::first_doc_paragraph(function), Span::call_site());
-    let memory_mb = optional_u32(args.memory_mb);
-    let timeout_secs = optional_u32(args.timeout_secs);
+    let Site {
+        name,
+        doc,
+        memory_mb,
+        timeout_secs,
+        file,
+        line,
+        cfgs,
+    } = Site::of(args, function);
     let batch_size = optional_u32(args.batch_size);
-    let erase = quote_spanned!(span=> ::switchboard::__private::erase_consumer(#ident));
-    let file = quote_spanned!(span=> ::core::file!());
-    let line = quote_spanned!(span=> ::core::line!());
-    let cfgs = function
-        .attrs
-        .iter()
-        .filter(|attr| attr.path().is_ident("cfg"));
+    let erase = quote_spanned!(ident.span()=> ::switchboard::__private::erase_consumer(#ident));
     let contract = contract_registration(
         quote!(::switchboard::__private::ContractOwner::Consumer(#queue)),
         &name,
@@ -186,6 +181,41 @@ pub(crate) fn consumer_registration(args: &RouteArgs, function: &ItemFn) -> Toke
             }
             #contract
         };
+    }
+}
+
+/// What a route's and a consumer's registrations share: the function's name and doc, the
+/// Lambda options, and where it is declared.
+struct Site<'f> {
+    name: LitStr,
+    doc: LitStr,
+    memory_mb: TokenStream,
+    timeout_secs: TokenStream,
+    /// `file!()` and `line!()` with the span of the function's name.
+    file: TokenStream,
+    line: TokenStream,
+    /// `#[cfg]`s written below the attribute may remove the function after this
+    /// expansion: the registration goes with it.
+    cfgs: Vec<&'f syn::Attribute>,
+}
+
+impl<'f> Site<'f> {
+    fn of(args: &RouteArgs, function: &'f ItemFn) -> Self {
+        let ident = &function.sig.ident;
+        let span = ident.span();
+        Self {
+            name: LitStr::new(&ident.unraw().to_string(), span),
+            doc: LitStr::new(&func::first_doc_paragraph(function), Span::call_site()),
+            memory_mb: optional_u32(args.memory_mb),
+            timeout_secs: optional_u32(args.timeout_secs),
+            file: quote_spanned!(span=> ::core::file!()),
+            line: quote_spanned!(span=> ::core::line!()),
+            cfgs: function
+                .attrs
+                .iter()
+                .filter(|attr| attr.path().is_ident("cfg"))
+                .collect(),
+        }
     }
 }
 
@@ -460,7 +490,7 @@ mod tests {
             (
                 quote!(
                     async fn f(ctx: Ctx, Json(r): Json<Req>) -> Result<Json<Joined>, WsError> {
-                        todo!()
+                        Ok(Json(Joined::from(r)))
                     }
                 ),
                 "Some",
@@ -472,7 +502,7 @@ mod tests {
             (
                 quote!(
                     async fn f(ctx: Ctx) -> Result<serde_json::Value, WsError> {
-                        todo!()
+                        Ok(serde_json::Value::Null)
                     }
                 ),
                 "None",
@@ -512,7 +542,7 @@ mod tests {
             (
                 quote!(
                     async fn f(j: switchboard::Json<In<'static>>) -> Frame {
-                        todo!()
+                        Frame::text("in")
                     }
                 ),
                 "Some",
@@ -521,7 +551,7 @@ mod tests {
             (
                 quote!(
                     async fn f() -> Json<impl Serialize> {
-                        todo!()
+                        Json(1)
                     }
                 ),
                 "None",
@@ -530,7 +560,7 @@ mod tests {
             (
                 quote!(
                     async fn f() -> WsError {
-                        todo!()
+                        WsError::internal("f")
                     }
                 ),
                 "None",
