@@ -418,11 +418,14 @@ impl App {
     /// The manifest (`app manifest`).
     pub fn manifest(&self) -> Result<Manifest, StartError> {
         let selection = RouteSelection::parse(&self.selection)?;
-        Ok(
-            Manifest::new(&self.name, selection.expression(), &self.registry()?)
-                .with_http(self.has_http())
-                .with_web_assets(self.web_assets()?),
-        )
+        self.manifest_of(selection.expression(), &self.registry()?)
+    }
+
+    /// The manifest of this app for an already parsed selection and built registry.
+    fn manifest_of(&self, selection: &str, registry: &Registry) -> Result<Manifest, StartError> {
+        Ok(Manifest::new(&self.name, selection, registry)
+            .with_http(self.has_http())
+            .with_web_assets(self.web_assets()?))
     }
 
     fn services(
@@ -484,14 +487,9 @@ impl App {
     ) -> Result<Arc<Gateway>, StartError> {
         let hub = Arc::new(Hub::default());
         let services = self.services(hub.clone())?;
-        let manifest = Manifest::new(
-            &self.name,
-            services.selection.expression(),
-            &services.registry,
-        )
-        .with_http(self.has_http())
-        .with_web_assets(self.web_assets()?)
-        .to_json_pretty();
+        let manifest = self
+            .manifest_of(services.selection.expression(), &services.registry)?
+            .to_json_pretty();
         let mut gateway = Gateway::new(
             Dispatcher::new(services),
             hub,

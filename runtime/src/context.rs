@@ -123,10 +123,18 @@ impl Ctx {
     }
 
     fn target(&self, kind: TargetKind) -> Target<'_> {
-        // During the caller's own `$connect` its socket is not open yet, so a send to
-        // itself is gone without meaning the record is stale.
-        let protect = (self.route() == "$connect").then(|| self.connection_id());
-        Target::new(self.services(), Some(self.connection_id()), protect, kind)
+        Target::new(
+            self.services(),
+            Some(self.connection_id()),
+            self.connecting(),
+            kind,
+        )
+    }
+
+    /// The caller's id during its own `$connect`: its socket is not open yet, so a send
+    /// to it is gone without meaning the record is stale.
+    fn connecting(&self) -> Option<&str> {
+        (self.route() == "$connect").then(|| self.connection_id())
     }
 
     /// Sends `msg` to a queue, wrapped in an [envelope](crate::queue::envelope) that says
@@ -225,8 +233,7 @@ impl Ctx {
         match self.services().client.delete(connection_id).await {
             Ok(()) => Ok(true),
             Err(PostError::Gone(_)) => {
-                let protect = (self.route() == "$connect").then(|| self.connection_id());
-                forget(self.services(), connection_id, protect).await;
+                forget(self.services(), connection_id, self.connecting()).await;
                 Ok(false)
             }
             Err(e) if e.is_unavailable() => Err(connections_unavailable(&e)),
