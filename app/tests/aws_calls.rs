@@ -272,7 +272,7 @@ async fn authorizer_fetches_the_jwks_once_per_process() {
     // `/.well-known/jwks.json`), once per warm process; no AWS API call at all.
     let dir = std::env::temp_dir().join(format!(
         "switchboard-calls-{}",
-        switchboard::local::ids::new_api_id()
+        switchboard::ids::new_api_id()
     ));
     let gw = chat_app::app()
         .serve_local(LocalConfig {

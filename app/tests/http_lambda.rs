@@ -96,10 +96,7 @@ async fn reads_the_store_with_the_jwt_claims() {
     let Some(moto) = switchboard::testing::moto_endpoint("http_lambda") else {
         return;
     };
-    let tables = TableNames::for_app(
-        &format!("http-{}", switchboard::local::ids::new_api_id()),
-        "test",
-    );
+    let tables = TableNames::for_app(&format!("http-{}", switchboard::ids::new_api_id()), "test");
     let store = DynamoStore::from_settings(&AwsSettings::local(&moto), tables.clone());
     store.create_tables().await.unwrap();
     for (id, user, at, rooms) in [

@@ -21,7 +21,7 @@ async fn local_gateway_on_dynamodb() {
     let Some(moto) = switchboard::testing::moto_endpoint("local_gateway_on_dynamodb") else {
         return;
     };
-    let stage = format!("hybrid{}", switchboard::local::ids::new_api_id());
+    let stage = format!("hybrid{}", switchboard::ids::new_api_id());
     let mut child = Command::new(env!("CARGO_BIN_EXE_chat-app"))
         .args([
             "--port",

@@ -58,7 +58,7 @@ impl Runtime {
 }
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", switchboard::local::ids::new_api_id())
+    format!("{prefix}-{}", switchboard::ids::new_api_id())
 }
 
 fn base_env(moto: &str, tables: &TableNames, management: &str) -> Vec<(&'static str, String)> {
@@ -338,7 +338,7 @@ async fn jwt_authorizer_role_checks_issuer_tokens() {
     // Cognito's shape, and the Lambda fetches the keys over HTTP as it would from Cognito.
     let dir = std::env::temp_dir().join(format!(
         "switchboard-lambda-{}",
-        switchboard::local::ids::new_api_id()
+        switchboard::ids::new_api_id()
     ));
     let gw = chat_app::app()
         .serve_local(LocalConfig {

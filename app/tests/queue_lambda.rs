@@ -18,8 +18,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use switchboard::aws::AwsSettings;
 use switchboard::aws::dynamodb::{DynamoStore, TableNames};
+use switchboard::aws::sqs::{QueueNames, SqsQueue};
 use switchboard::local::LocalConfig;
-use switchboard::queue::sqs::{QueueNames, SqsQueue};
 use switchboard::queue::{Queue, QueueSettings};
 use switchboard::testing::lambda::{Answer, FakeRuntimeApi};
 use tokio::process::Child;
@@ -103,7 +103,7 @@ async fn forward_on_sqs_and_consume_batches_with_partial_failures() {
     let Some(moto) = switchboard::testing::moto_endpoint("queue_lambda") else {
         return;
     };
-    let suffix = switchboard::local::ids::new_api_id().to_lowercase();
+    let suffix = switchboard::ids::new_api_id().to_lowercase();
     let settings = AwsSettings::local(&moto);
     let tables = TableNames::for_app(&format!("q{suffix}"), "test");
     let store = DynamoStore::from_settings(&settings, tables.clone());

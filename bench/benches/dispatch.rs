@@ -19,7 +19,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
 use switchboard::aws::AwsSettings;
 use switchboard::aws::connections::ManagementApi;
-use switchboard::jwt::{JwtAuthorizer, JwtConfig, JwtVerifier};
+use switchboard::aws::jwt::{JwtAuthorizer, JwtConfig, JwtVerifier};
 use switchboard::local::issuer::{LocalIssuer, TokenRequest};
 
 fn ws_event(route: &str, body: &str) -> String {
@@ -147,7 +147,7 @@ fn bench(c: &mut Criterion) {
         c.bench_function(&format!("lambda event: {name}"), |b| {
             b.to_async(&runtime).iter(|| async {
                 let payload: ApiGatewayWebsocketProxyRequest = parse(&raw);
-                let answer = switchboard::lambda::handle_route(
+                let answer = switchboard::aws::lambda::handle_route(
                     route,
                     &dispatcher,
                     &api,
@@ -170,7 +170,7 @@ fn bench(c: &mut Criterion) {
     let issuer = match LocalIssuer::load_or_create(
         &state_dir,
         issuer_url.to_owned(),
-        switchboard::app::LOCAL_AUDIENCE,
+        switchboard::local::LOCAL_AUDIENCE,
     ) {
         Ok(i) => i,
         Err(e) => panic!("issuer: {e}"),
@@ -180,7 +180,7 @@ fn bench(c: &mut Criterion) {
         Err(e) => panic!("token: {e}"),
     };
     let verifier = match JwtVerifier::with_static_jwks(
-        JwtConfig::new(issuer_url).with_audience(switchboard::app::LOCAL_AUDIENCE),
+        JwtConfig::new(issuer_url).with_audience(switchboard::local::LOCAL_AUDIENCE),
         &issuer.jwks().to_string(),
     ) {
         Ok(v) => v,
@@ -201,7 +201,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("lambda event: ws:authorizer (RS256 JWT)", |b| {
         b.to_async(&runtime).iter(|| async {
             let payload: ApiGatewayCustomAuthorizerRequestTypeRequest = parse(&raw);
-            let answer = switchboard::lambda::handle_authorizer(
+            let answer = switchboard::aws::lambda::handle_authorizer(
                 &authorizer,
                 LambdaEvent::new(payload, Context::default()),
             )
@@ -256,7 +256,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("lambda event: cognito:pre-signup", |b| {
         b.iter(|| {
             let event: CognitoEventUserPoolsPreSignup = parse(&raw);
-            let out = switchboard::lambda::pre_signup(true, event);
+            let out = switchboard::aws::lambda::pre_signup(true, event);
             assert!(out.response.auto_confirm_user);
             std::hint::black_box(serde_json::to_vec(&out).unwrap_or_default())
         })

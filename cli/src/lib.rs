@@ -87,7 +87,7 @@ pub enum NewError {
 pub enum Source {
     /// A git dependency on this repository (the default).
     Git(String),
-    /// Path dependencies on a local checkout (its root: `runtime/`, `deploy/` inside).
+    /// Path dependencies on a local checkout (its root: `switchboard/`, `deploy/` inside).
     Path(PathBuf),
 }
 
@@ -322,7 +322,7 @@ pub fn checkout(path: &Path) -> Result<PathBuf, NewError> {
         path: path.to_owned(),
         reason: e.to_string(),
     })?;
-    for member in ["runtime", "deploy"] {
+    for member in ["switchboard", "deploy"] {
         if !abs.join(member).join("Cargo.toml").is_file() {
             return Err(NewError::NotACheckout {
                 path: path.to_owned(),
@@ -520,9 +520,9 @@ mod tests {
                 }
                 Source::Path(root) => {
                     let root = root.to_str().unwrap();
-                    assert!(
-                        cargo.contains(&format!("switchboard = {{ path = \"{root}/runtime\" }}"))
-                    );
+                    assert!(cargo.contains(&format!(
+                        "switchboard = {{ path = \"{root}/switchboard\" }}"
+                    )));
                     assert!(cargo.contains(&format!(
                         "switchboard-deploy = {{ path = \"{root}/deploy\", default-features = false }}"
                     )));
@@ -638,7 +638,7 @@ mod tests {
         let dir = temp_dir("not-a-checkout");
         std::fs::create_dir_all(&dir).unwrap();
         let err = checkout(&dir).unwrap_err();
-        assert!(err.to_string().contains("runtime/Cargo.toml"), "{err}");
+        assert!(err.to_string().contains("switchboard/Cargo.toml"), "{err}");
         assert!(checkout(&dir.join("missing")).is_err());
         assert_eq!(checkout(&repo()).unwrap(), repo().canonicalize().unwrap());
         std::fs::remove_dir_all(&dir).unwrap();

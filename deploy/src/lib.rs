@@ -21,8 +21,8 @@ pub mod plan;
 
 use std::process::ExitCode;
 
-use switchboard::App;
-use switchboard::manifest::Manifest;
+use switchboard_core::manifest::Manifest;
+use switchboard_core::spec::AppSpec;
 
 pub use config::StackConfig;
 pub use model::Service;
@@ -79,8 +79,8 @@ pub fn plan_for(
 /// The Pulumi program: reads the stack's configuration from the engine, plans the
 /// stage for `app` and registers it. `bin` is the app's binary, whose artifact is
 /// `target/lambda/<bin>/bootstrap.zip` unless `artifact` is configured.
-pub fn run(app: &App, web_page: &str, bin: &str) -> ExitCode {
-    match run_inner(app, web_page, bin) {
+pub fn run(app: &impl AsRef<AppSpec>, web_page: &str, bin: &str) -> ExitCode {
+    match run_inner(app.as_ref(), web_page, bin) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("switchboard-deploy: {e}");
@@ -89,7 +89,7 @@ pub fn run(app: &App, web_page: &str, bin: &str) -> ExitCode {
     }
 }
 
-fn run_inner(app: &App, web_page: &str, bin: &str) -> Result<(), DeployError> {
+fn run_inner(app: &AppSpec, web_page: &str, bin: &str) -> Result<(), DeployError> {
     let manifest = app
         .manifest()
         .map_err(|e| DeployError::App(e.to_string()))?;

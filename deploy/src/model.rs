@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use switchboard::manifest::Manifest;
+use switchboard_core::manifest::Manifest;
 
 use crate::DeployError;
 
@@ -439,7 +439,7 @@ pub fn fnv32(s: &str) -> u32 {
 
 /// The environment variable holding a queue's URL: `SWITCHBOARD_QUEUE_URL_<NAME>`.
 pub fn queue_url_env_var(name: &str) -> String {
-    switchboard::queue::queue_url_env_var(name)
+    switchboard_core::names::env::queue_url(name)
 }
 
 #[cfg(test)]

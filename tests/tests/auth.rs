@@ -12,7 +12,7 @@ use switchboard_tests::*;
 async fn start_jwt(config: LocalConfig) -> (LocalGateway, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!(
         "switchboard-auth-{}",
-        switchboard::local::ids::new_api_id()
+        switchboard::ids::new_api_id()
     ));
     let gw = step(
         "gateway start",

@@ -89,7 +89,7 @@ async fn two_users_chat_in_chromium_and_the_page_reconnects() {
 
     let state_dir = std::env::temp_dir().join(format!(
         "switchboard-browser-{}",
-        switchboard::local::ids::new_api_id()
+        switchboard::ids::new_api_id()
     ));
     let gw = step(
         "gateway start",

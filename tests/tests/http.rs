@@ -9,9 +9,9 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use switchboard::aws::AwsSettings;
 use switchboard::aws::connections::ManagementApi;
+use switchboard::aws::http::HttpService;
 use switchboard::backend::memory::MemoryStore;
 use switchboard::backend::{ConnectionRecord, ConnectionStore, Member};
-use switchboard::http::HttpService;
 use switchboard::local::{LocalConfig, LocalGateway};
 use switchboard_tests::*;
 
@@ -19,7 +19,7 @@ use switchboard_tests::*;
 async fn start_jwt() -> LocalGateway {
     let dir = std::env::temp_dir().join(format!(
         "switchboard-http-{}",
-        switchboard::local::ids::new_api_id()
+        switchboard::ids::new_api_id()
     ));
     step(
         "gateway start",

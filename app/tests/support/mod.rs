@@ -15,9 +15,9 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use switchboard::aws::AwsSettings;
 use switchboard::aws::dynamodb::{DynamoStore, TableNames};
+use switchboard::aws::sqs::{QueueNames, SqsQueue};
 use switchboard::local::{LocalConfig, LocalGateway};
 use switchboard::queue::QueueSettings;
-use switchboard::queue::sqs::{QueueNames, SqsQueue};
 use switchboard::testing::lambda::{Answer, FakeRuntimeApi};
 use switchboard::testing::proxy::RecordingProxy;
 use tokio::net::TcpStream;
@@ -51,7 +51,7 @@ impl Aws {
     /// `None` when moto is skipped.
     pub async fn start(test: &str) -> Option<Self> {
         let moto = switchboard::testing::moto_endpoint(test)?;
-        let suffix = switchboard::local::ids::new_api_id().to_lowercase();
+        let suffix = switchboard::ids::new_api_id().to_lowercase();
         let settings = AwsSettings::local(&moto);
         let tables = TableNames::for_app(&format!("f{suffix}"), "test");
         let store = DynamoStore::from_settings(&settings, tables.clone());

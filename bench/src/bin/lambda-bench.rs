@@ -175,7 +175,10 @@ async fn cold_start(
         )
         .env("SWITCHBOARD_AUTO_CONFIRM_USERS", "true")
         .env("SWITCHBOARD_JWT_ISSUER", issuer)
-        .env("SWITCHBOARD_JWT_AUDIENCE", switchboard::app::LOCAL_AUDIENCE)
+        .env(
+            "SWITCHBOARD_JWT_AUDIENCE",
+            switchboard::local::LOCAL_AUDIENCE,
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -240,7 +243,7 @@ async fn main() -> std::process::ExitCode {
     let token = match switchboard::local::issuer::LocalIssuer::load_or_create(
         &state_dir,
         issuer_url.clone(),
-        switchboard::app::LOCAL_AUDIENCE,
+        switchboard::local::LOCAL_AUDIENCE,
     )
     .and_then(|i| i.issue(&switchboard::local::issuer::TokenRequest::new("alice")))
     {

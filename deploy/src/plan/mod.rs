@@ -12,9 +12,8 @@
 
 use std::collections::BTreeMap;
 
-use switchboard::aws::dynamodb::TableNames;
-use switchboard::queue::dead_letter_queue_name;
-use switchboard::queue::sqs::QueueNames;
+use switchboard_core::names::queue::{dead_letter_queue_name, sqs_fifo_name, stage_prefix};
+use switchboard_core::names::table::TableNames;
 
 use crate::aws::AwsResource;
 use crate::config::StackConfig;
@@ -205,12 +204,12 @@ pub fn plan(service: &Service, cfg: &StackConfig, web_page: &str) -> Result<Plan
     let prefix = cfg.prefix();
     let region = cfg.region.as_str();
     let table_names = TableNames::for_app(&cfg.app, &cfg.stage);
-    let queue_names = QueueNames::for_app(&cfg.app, &cfg.stage);
+    let queue_prefix = stage_prefix(&cfg.app, &cfg.stage);
 
     let us_east_1 = edge::us_east_1_provider(&mut p);
     let logs = logs::logs(&mut p, cfg, &prefix);
     let tables = tables::tables(&mut p, &table_names);
-    let queues = queues::queues(&mut p, service, &queue_names)?;
+    let queues = queues::queues(&mut p, service, &queue_prefix)?;
     let ws_api = ws_api::api(&mut p, service, &prefix);
     let http_api = http_api::api(&mut p, service, &prefix);
     let lambdas = functions::Lambdas::new(cfg, &prefix, &logs);

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::functions::Functions;
 use super::{
-    DLQ_RETENTION_SECS, Handle, MAX_RECEIVE_COUNT, Plan, QUEUE_RETENTION_SECS, QueueNames,
-    dead_letter_queue_name,
+    DLQ_RETENTION_SECS, Handle, MAX_RECEIVE_COUNT, Plan, QUEUE_RETENTION_SECS,
+    dead_letter_queue_name, sqs_fifo_name,
 };
 use crate::DeployError;
 use crate::aws::{EventSourceMapping, SqsQueue};
@@ -17,31 +17,20 @@ use crate::model::{FunctionKind, Queue, Service};
 pub(super) type Queues = BTreeMap<String, Handle>;
 
 /// Every queue of the service, each after its dead-letter queue.
-pub(super) fn queues(
-    p: &mut Plan,
-    service: &Service,
-    names: &QueueNames,
-) -> Result<Queues, DeployError> {
+pub(super) fn queues(p: &mut Plan, service: &Service, prefix: &str) -> Result<Queues, DeployError> {
     let mut queues = Queues::new();
     for q in &service.queues {
-        let queue = queue(p, service, names, q)?;
+        let queue = queue(p, service, prefix, q)?;
         queues.insert(q.name.clone(), queue);
     }
     Ok(queues)
 }
 
 /// One queue and its dead-letter queue.
-fn queue(
-    p: &mut Plan,
-    service: &Service,
-    names: &QueueNames,
-    q: &Queue,
-) -> Result<Handle, DeployError> {
-    let name = names
-        .physical_name(&q.name)
+fn queue(p: &mut Plan, service: &Service, prefix: &str, q: &Queue) -> Result<Handle, DeployError> {
+    let name = sqs_fifo_name(prefix, &q.name)
         .ok_or_else(|| DeployError::Plan(format!("queue name `{}` is not valid in SQS", q.name)))?;
-    let dlq_name = names
-        .physical_name(&dead_letter_queue_name(&q.name))
+    let dlq_name = sqs_fifo_name(prefix, &dead_letter_queue_name(&q.name))
         .ok_or_else(|| DeployError::Plan(format!("queue name `{}` is too long", q.name)))?;
     let consumer_timeout = q
         .consumer

@@ -1,5 +1,5 @@
 //! DynamoDB: the connections and rooms tables, with the runtime's schema
-//! (runtime/src/aws/dynamodb.rs).
+//! (switchboard_core::names::table).
 
 use super::{Handle, Plan, TableNames};
 use crate::aws::DynamoTable;

@@ -1,0 +1,213 @@
+//! Every name and limit more than one layer relies on, stated once: environment
+//! variables, DynamoDB tables, indexes and attributes, queue naming rules, and API
+//! Gateway's limits. The runtime, the local gateway, the deploy program and the tests
+//! import these; none of them spells one out again.
+
+/// Environment variables: what the deploy program sets on every function and what the
+/// runtime reads.
+pub mod env {
+    /// The region (set by Lambda itself).
+    pub const REGION: &str = "AWS_REGION";
+    /// Access key (set by Lambda itself).
+    pub const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+    /// Secret key (set by Lambda itself).
+    pub const SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+    /// Session token (set by Lambda itself).
+    pub const SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
+    /// The Lambda Runtime API's address (set by Lambda itself): its presence means
+    /// "run as a function".
+    pub const LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+    /// The function's role (`ws:<route>`, `ws:authorizer`, `http`, `queue:<name>`, ...).
+    pub const HANDLER: &str = "_HANDLER";
+    /// The connections table.
+    pub const CONNECTIONS_TABLE: &str = "SWITCHBOARD_CONNECTIONS_TABLE";
+    /// The rooms table.
+    pub const ROOMS_TABLE: &str = "SWITCHBOARD_ROOMS_TABLE";
+    /// The `@connections` endpoint (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`);
+    /// when unset, taken from each event's `domainName` and `stage`.
+    pub const MANAGEMENT_ENDPOINT: &str = "SWITCHBOARD_MANAGEMENT_ENDPOINT";
+    /// A DynamoDB endpoint override (moto, DynamoDB Local).
+    pub const DYNAMODB_ENDPOINT: &str = "SWITCHBOARD_DYNAMODB_ENDPOINT";
+    /// An SQS endpoint override (local emulators).
+    pub const SQS_ENDPOINT: &str = "SWITCHBOARD_SQS_ENDPOINT";
+    /// The Cognito user pool's issuer URL (`https://cognito-idp.{region}.amazonaws.com/{pool}`).
+    pub const JWT_ISSUER: &str = "SWITCHBOARD_JWT_ISSUER";
+    /// The JWKS URL (default: `{issuer}/.well-known/jwks.json`).
+    pub const JWKS_URL: &str = "SWITCHBOARD_JWKS_URL";
+    /// The app client id(s) tokens must be for (comma-separated).
+    pub const JWT_AUDIENCE: &str = "SWITCHBOARD_JWT_AUDIENCE";
+    /// Which tokens are accepted: `id`, `access` or `any`.
+    pub const JWT_TOKEN_USE: &str = "SWITCHBOARD_JWT_TOKEN_USE";
+    /// Groups a caller must be in (any of them; comma-separated).
+    pub const JWT_GROUPS: &str = "SWITCHBOARD_JWT_GROUPS";
+    /// Set to `true` to let the development authorizer (`?user=`) run in Lambda.
+    pub const ALLOW_DEV_AUTH: &str = "SWITCHBOARD_ALLOW_DEV_AUTH";
+    /// Set to `true` on a stage whose new users are confirmed without a code.
+    pub const AUTO_CONFIRM_USERS: &str = "SWITCHBOARD_AUTO_CONFIRM_USERS";
+    /// The prefix of a queue's URL variable; see [`queue_url`].
+    pub const QUEUE_URL_PREFIX: &str = "SWITCHBOARD_QUEUE_URL_";
+
+    /// The variable that gives a function the URL of a queue: [`QUEUE_URL_PREFIX`] and
+    /// the name upper-cased, `-` as `_` (`orders` → `SWITCHBOARD_QUEUE_URL_ORDERS`).
+    pub fn queue_url(queue: &str) -> String {
+        let mut var = String::from(QUEUE_URL_PREFIX);
+        var.extend(queue.chars().map(|c| match c {
+            '-' => '_',
+            c => c.to_ascii_uppercase(),
+        }));
+        var
+    }
+}
+
+/// The DynamoDB tables of the connection store: names, keys, index and attributes.
+pub mod table {
+    /// Attribute names.
+    pub mod attr {
+        /// Connections: partition key (S).
+        pub const USERNAME: &str = "username";
+        /// Connections: sort key (S), `{connectedAt}#{connectionId}`.
+        pub const SESSION_KEY: &str = "sessionKey";
+        /// Connections: the GSI key (S). Rooms: sort key and GSI partition key (S).
+        pub const CONNECTION_ID: &str = "connectionId";
+        /// Connections: epoch milliseconds (N).
+        pub const CONNECTED_AT: &str = "connectedAt";
+        /// Both tables: the TTL attribute, epoch seconds (N).
+        pub const EXPIRES: &str = "expires";
+        /// Connections: the client's address (S, optional).
+        pub const SOURCE_IP: &str = "sourceIp";
+        /// Connections: the client's `User-Agent` (S, optional).
+        pub const USER_AGENT: &str = "userAgent";
+        /// Connections: the claims as a JSON object (S).
+        pub const CLAIMS: &str = "claims";
+        /// Rooms: partition key (S); sort key of the rooms GSI.
+        pub const ROOM: &str = "room";
+    }
+
+    /// The suffix of both GSIs' names: `{table}-index-connection`.
+    pub const CONNECTION_INDEX_SUFFIX: &str = "-index-connection";
+    /// The suffix of the connections table's name in [`TableNames::for_app`].
+    pub const CONNECTIONS_TABLE_SUFFIX: &str = "-websocket-connections";
+    /// The suffix of the rooms table's name in [`TableNames::for_app`].
+    pub const ROOMS_TABLE_SUFFIX: &str = "-websocket-rooms";
+
+    /// The two tables' names.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct TableNames {
+        /// The connections table.
+        pub connections: String,
+        /// The rooms table.
+        pub rooms: String,
+    }
+
+    impl TableNames {
+        /// Explicit names.
+        pub fn new(connections: impl Into<String>, rooms: impl Into<String>) -> Self {
+            Self {
+                connections: connections.into(),
+                rooms: rooms.into(),
+            }
+        }
+
+        /// The deploy program's names: `{app}-{stage}-websocket-connections` and
+        /// `{app}-{stage}-websocket-rooms`.
+        pub fn for_app(app: &str, stage: &str) -> Self {
+            Self::new(
+                format!("{app}-{stage}{CONNECTIONS_TABLE_SUFFIX}"),
+                format!("{app}-{stage}{ROOMS_TABLE_SUFFIX}"),
+            )
+        }
+
+        /// The connections table's GSI on `connectionId`.
+        pub fn connections_index(&self) -> String {
+            format!("{}{CONNECTION_INDEX_SUFFIX}", self.connections)
+        }
+
+        /// The rooms table's GSI on `connectionId` (sort key `room`).
+        pub fn rooms_index(&self) -> String {
+            format!("{}{CONNECTION_INDEX_SUFFIX}", self.rooms)
+        }
+    }
+}
+
+/// Queue naming: logical names, SQS names, dead-letter queues.
+pub mod queue {
+    /// The suffix SQS requires of FIFO queue names.
+    pub const FIFO_SUFFIX: &str = ".fifo";
+    /// The longest logical queue name, in characters.
+    pub const MAX_LOGICAL_NAME_CHARS: usize = 40;
+    /// SQS's longest queue name, `.fifo` included.
+    pub const MAX_QUEUE_NAME_CHARS: usize = 80;
+
+    /// Whether a logical queue name is valid: 1 to [`MAX_LOGICAL_NAME_CHARS`] ASCII
+    /// letters, digits, `-` and `_` (room for the deploy program's `{app}-{stage}-`
+    /// prefix and the `-dlq.fifo` suffix within SQS's 80 characters).
+    pub fn valid_queue_name(name: &str) -> bool {
+        (1..=MAX_LOGICAL_NAME_CHARS).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
+
+    /// The name of a queue's dead-letter queue: `{name}-dlq`, or `{stem}-dlq.fifo` for a
+    /// name ending in `.fifo` (SQS requires the dead-letter queue of a FIFO queue to be a
+    /// FIFO queue too).
+    pub fn dead_letter_queue_name(queue: &str) -> String {
+        match queue.strip_suffix(FIFO_SUFFIX) {
+            Some(stem) => format!("{stem}-dlq{FIFO_SUFFIX}"),
+            None => format!("{queue}-dlq"),
+        }
+    }
+
+    /// The deploy program's prefix of a stage's SQS queue names: `{app}-{stage}-`, so
+    /// `orders` is `{app}-{stage}-orders.fifo`.
+    pub fn stage_prefix(app: &str, stage: &str) -> String {
+        format!("{app}-{stage}-")
+    }
+
+    /// The SQS name of a logical queue by the rule `{prefix}{queue}.fifo` (`.fifo` is not
+    /// doubled when the logical name already ends with it); `None` when the result is
+    /// not a valid FIFO queue name.
+    pub fn sqs_fifo_name(prefix: &str, queue: &str) -> Option<String> {
+        let stem = queue.strip_suffix(FIFO_SUFFIX).unwrap_or(queue);
+        if stem.is_empty() {
+            return None;
+        }
+        let name = format!("{prefix}{stem}{FIFO_SUFFIX}");
+        valid_fifo_name(&name).then_some(name)
+    }
+
+    /// A FIFO queue name SQS accepts: `[A-Za-z0-9_-]+\.fifo`, at most
+    /// [`MAX_QUEUE_NAME_CHARS`] characters.
+    pub fn valid_fifo_name(name: &str) -> bool {
+        name.len() <= MAX_QUEUE_NAME_CHARS
+            && name.strip_suffix(FIFO_SUFFIX).is_some_and(|stem| {
+                !stem.is_empty()
+                    && stem
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+    }
+}
+
+/// API Gateway's limits and timings, as the local gateway reproduces them and the
+/// runtime enforces them before any call.
+pub mod limits {
+    /// The largest message a client may send or `@connections` may post: 128 KB.
+    pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+    /// The largest WebSocket frame: 32 KB.
+    pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+    /// The largest request body the management API reads (a POST over 128 KB is
+    /// refused with 413 after reading it).
+    pub const MAX_MANAGEMENT_BODY_BYTES: usize = 1024 * 1024;
+    /// A connection's maximum age: 2 hours.
+    pub const MAX_CONNECTION_AGE_SECS: i64 = 2 * 60 * 60;
+    /// The idle timeout: 10 minutes.
+    pub const IDLE_TIMEOUT_SECS: u64 = 10 * 60;
+    /// How long a connection record outlives the connection's maximum age (its TTL
+    /// margin): 15 minutes.
+    pub const RECORD_TTL_MARGIN_SECS: i64 = 15 * 60;
+    /// The integration timeout: 29 seconds.
+    pub const INTEGRATION_TIMEOUT_SECS: u64 = 29;
+    /// The largest SQS message body: 256 KB.
+    pub const MAX_QUEUE_BODY_BYTES: usize = 256 * 1024;
+}

@@ -1,0 +1,340 @@
+//! The transport-independent part of the local gateway: what happens on upgrade, on each
+//! message and on close. The socket server and the in-process test gateway share it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ApiGatewayCustomAuthorizerRequestTypeRequestContext,
+    ApiGatewayCustomAuthorizerRequestTypeRequestIdentity, ApiGatewayWebsocketProxyRequest,
+    ApiGatewayWebsocketProxyRequestContext,
+};
+use aws_lambda_events::query_map::QueryMap;
+use http::HeaderMap;
+use tokio::sync::mpsc;
+
+use super::LocalConfig;
+use super::hub::{CloseSignal, Hub, Live};
+use switchboard_core::auth::{self, AuthError, Authorizer, Decision};
+use switchboard_core::dispatch::Dispatcher;
+use switchboard_core::ids::{new_api_id, new_id};
+use switchboard_core::response::Frame;
+
+/// What the gateway knows of an upgrade request.
+#[derive(Debug, Default)]
+pub(crate) struct UpgradeRequest {
+    pub(crate) headers: HeaderMap,
+    pub(crate) query: String,
+    pub(crate) source_ip: Option<String>,
+    pub(crate) path: String,
+}
+
+/// An upgrade refused: the HTTP status and body API Gateway would answer.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) status: u16,
+    pub(crate) body: String,
+}
+
+/// An accepted connection: register it, then pump `rx` to the client.
+pub(crate) struct Opened {
+    pub(crate) live: Arc<Live>,
+    pub(crate) rx: mpsc::Receiver<Frame>,
+    pub(crate) protocol: Option<String>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// `requestContext.requestTime` (`22/Nov/2026:07:42:55 +0000`). It changes once a
+/// second, and formatting it is the costliest part of building an event, so each thread
+/// keeps the last second's string.
+fn request_time(epoch_ms: i64) -> String {
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> =
+            const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let second = epoch_ms.div_euclid(1000);
+    let format = || {
+        chrono::DateTime::from_timestamp_millis(epoch_ms)
+            .unwrap_or_default()
+            .format("%d/%b/%Y:%H:%M:%S %z")
+            .to_string()
+    };
+    LAST.with(|last| match last.try_borrow_mut() {
+        Ok(mut last) => {
+            if last.0 != second {
+                *last = (second, format());
+            }
+            last.1.clone()
+        }
+        Err(_) => format(),
+    })
+}
+
+/// The local gateway's state.
+pub(crate) struct Gateway {
+    pub(crate) dispatcher: Dispatcher,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) authorizer: Arc<dyn Authorizer>,
+    pub(crate) config: LocalConfig,
+    pub(crate) api_id: String,
+    pub(crate) web_page: Option<&'static str>,
+    /// Static files served next to the page (`App::web_asset`).
+    pub(crate) web_assets: Vec<switchboard_core::spec::WebAsset>,
+    pub(crate) manifest: String,
+    domain: OnceLock<String>,
+    closing: AtomicUsize,
+}
+
+impl Gateway {
+    pub(crate) fn new(
+        dispatcher: Dispatcher,
+        hub: Arc<Hub>,
+        authorizer: Arc<dyn Authorizer>,
+        config: LocalConfig,
+        web_page: Option<&'static str>,
+        manifest: String,
+    ) -> Self {
+        Self {
+            dispatcher,
+            hub,
+            authorizer,
+            config,
+            api_id: new_api_id(),
+            web_page,
+            web_assets: Vec::new(),
+            manifest,
+            domain: OnceLock::new(),
+            closing: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn set_domain(&self, addr: SocketAddr) {
+        let _ = self.domain.set(addr.to_string());
+    }
+
+    fn domain(&self) -> &str {
+        self.domain.get().map(String::as_str).unwrap_or("localhost")
+    }
+
+    /// Connections closing: handshake or `$disconnect` still running.
+    pub(crate) fn closing(&self) -> usize {
+        self.closing.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connection as closing until the guard drops, so a graceful shutdown waits
+    /// for its close handshake and `$disconnect`.
+    pub(crate) fn closing_guard(self: &Arc<Self>) -> ClosingGuard {
+        self.closing.fetch_add(1, Ordering::Relaxed);
+        ClosingGuard(Arc::clone(self))
+    }
+
+    fn method_arn(&self) -> String {
+        auth::method_arn("local", "000000000000", &self.api_id, &self.config.stage)
+    }
+
+    fn base_context(
+        &self,
+        connection_id: &str,
+        connected_at: i64,
+    ) -> ApiGatewayWebsocketProxyRequestContext {
+        let now = now_ms();
+        let mut rc = ApiGatewayWebsocketProxyRequestContext::default();
+        rc.connection_id = Some(connection_id.to_owned());
+        rc.connected_at = connected_at;
+        rc.request_time_epoch = now;
+        rc.request_time = Some(request_time(now));
+        rc.domain_name = Some(self.domain().to_owned());
+        rc.stage = Some(self.config.stage.clone());
+        rc.apiid = Some(self.api_id.clone());
+        rc.account_id = Some("000000000000".to_owned());
+        let request_id = new_id();
+        rc.extended_request_id = Some(request_id.clone());
+        rc.request_id = Some(request_id);
+        rc.message_direction = Some("IN".to_owned());
+        rc
+    }
+
+    /// `$connect`: authorizer, then the `$connect` route. Registers the connection when
+    /// both accept.
+    pub(crate) async fn open(&self, upgrade: UpgradeRequest) -> Result<Opened, Refusal> {
+        let connection_id = new_id();
+        let connected_at = now_ms();
+        let query: HashMap<String, String> = auth::single_values(&upgrade.query);
+        let query_map = QueryMap::from(query.clone());
+        let user_agent = upgrade
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+
+        // 1. The REQUEST authorizer, with what API Gateway sends it.
+        let method_arn = self.method_arn();
+        let mut areq = ApiGatewayCustomAuthorizerRequestTypeRequest::default();
+        areq.type_ = Some("REQUEST".to_owned());
+        areq.method_arn = Some(method_arn.clone());
+        areq.headers = upgrade.headers.clone();
+        areq.query_string_parameters = query_map.clone();
+        let mut arc = ApiGatewayCustomAuthorizerRequestTypeRequestContext::default();
+        arc.stage = Some(self.config.stage.clone());
+        arc.apiid = Some(self.api_id.clone());
+        arc.request_id = Some(new_id());
+        arc.path = Some(upgrade.path.clone());
+        let mut aid = ApiGatewayCustomAuthorizerRequestTypeRequestIdentity::default();
+        aid.source_ip = upgrade.source_ip.clone();
+        arc.identity = Some(aid);
+        areq.request_context = arc;
+        let identity = match self.authorizer.authorize(&areq).await {
+            Ok(result) => match auth::evaluate(&result, &method_arn) {
+                Decision::Allow(identity) => identity,
+                Decision::Deny => return Err(refuse(403, "Forbidden")),
+                Decision::Invalid(why) => {
+                    tracing::error!(reason = %why, "authorizer returned an invalid result");
+                    return Err(refuse(500, "Internal server error"));
+                }
+            },
+            Err(AuthError::Unauthorized(why)) => {
+                tracing::debug!(reason = %why, "upgrade unauthorized");
+                return Err(refuse(401, "Unauthorized"));
+            }
+            Err(AuthError::Failed(why)) => {
+                tracing::error!(reason = %why, "authorizer failed");
+                return Err(refuse(500, "Internal server error"));
+            }
+        };
+
+        // 2. The $connect route: headers and query string reach this event only.
+        let authorizer_fields = identity.to_authorizer();
+        let mut rc = self.base_context(&connection_id, connected_at);
+        rc.route_key = Some("$connect".to_owned());
+        rc.event_type = Some("CONNECT".to_owned());
+        rc.identity.source_ip = upgrade.source_ip.clone();
+        rc.identity.user_agent = user_agent.clone();
+        rc.authorizer.fields = authorizer_fields.clone();
+        let mut event = ApiGatewayWebsocketProxyRequest::default();
+        event.headers = upgrade.headers;
+        event.query_string_parameters = query_map;
+        event.request_context = rc;
+        event.is_base64_encoded = false;
+        let outcome = match tokio::time::timeout(
+            self.config.integration_timeout,
+            self.dispatcher.dispatch(event),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => return Err(refuse(504, "Endpoint request timed out")),
+        };
+        if !outcome.is_success() {
+            let message = outcome
+                .error
+                .as_ref()
+                .map(|e| e.message().to_owned())
+                .unwrap_or_else(|| "Forbidden".to_owned());
+            return Err(refuse(outcome.status, &message));
+        }
+        let protocol = outcome
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-protocol"))
+            .map(|(_, v)| v.clone());
+
+        let (tx, rx) = mpsc::channel(self.config.outbound_buffer.max(1));
+        let live = Arc::new(Live {
+            id: connection_id,
+            tx,
+            close: CloseSignal::default(),
+            connected_at,
+            last_active: AtomicI64::new(connected_at),
+            source_ip: upgrade.source_ip,
+            user_agent,
+            identity,
+            authorizer_fields,
+        });
+        self.hub.insert(Arc::clone(&live));
+        self.hub.stats.connected();
+        Ok(Opened { live, rx, protocol })
+    }
+
+    /// A text message from the client: route selection, dispatch, and the route response.
+    pub(crate) fn on_message(
+        self: &Arc<Self>,
+        live: &Arc<Live>,
+        text: String,
+    ) -> impl Future<Output = Option<Frame>> + Send + 'static {
+        let gateway = Arc::clone(self);
+        let live = Arc::clone(live);
+        async move {
+            let route = gateway.dispatcher.route_for(&text);
+            let mut rc = gateway.base_context(&live.id, live.connected_at);
+            rc.route_key = Some(route.to_owned());
+            rc.event_type = Some("MESSAGE".to_owned());
+            rc.message_id = Some(new_id());
+            rc.identity.source_ip = live.source_ip.clone();
+            rc.identity.user_agent = live.user_agent.clone();
+            rc.authorizer.fields = live.authorizer_fields.clone();
+            let request_id = rc.request_id.clone().unwrap_or_default();
+            let mut event = ApiGatewayWebsocketProxyRequest::default();
+            event.request_context = rc;
+            event.body = Some(text);
+            match tokio::time::timeout(
+                gateway.config.integration_timeout,
+                gateway.dispatcher.dispatch(event),
+            )
+            .await
+            {
+                Ok(outcome) => outcome.body,
+                Err(_) => Frame::json(&serde_json::json!({
+                    "message": "Endpoint request timed out",
+                    "connectionId": live.id,
+                    "requestId": request_id,
+                }))
+                .ok(),
+            }
+        }
+    }
+
+    /// The connection is closed: forget it and run `$disconnect`.
+    pub(crate) async fn on_close(&self, live: &Live, code: u16, reason: &str) {
+        self.closing.fetch_add(1, Ordering::Relaxed);
+        self.hub.remove(&live.id);
+        let mut rc = self.base_context(&live.id, live.connected_at);
+        rc.route_key = Some("$disconnect".to_owned());
+        rc.event_type = Some("DISCONNECT".to_owned());
+        rc.identity.source_ip = live.source_ip.clone();
+        rc.identity.user_agent = live.user_agent.clone();
+        rc.authorizer.fields = live.authorizer_fields.clone();
+        rc.disconnect_status_code = Some(i64::from(code));
+        rc.disconnect_reason = Some(reason.to_owned());
+        let mut event = ApiGatewayWebsocketProxyRequest::default();
+        event.request_context = rc;
+        let outcome = self.dispatcher.dispatch(event).await;
+        self.hub.stats.disconnected();
+        if let Some(err) = outcome.error {
+            tracing::warn!(connection_id = %live.id, error = %err, "$disconnect failed");
+        }
+        tracing::debug!(connection_id = %live.id, code, reason, "disconnected");
+        self.closing.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// See [`Gateway::closing_guard`].
+pub(crate) struct ClosingGuard(Arc<Gateway>);
+
+impl Drop for ClosingGuard {
+    fn drop(&mut self) {
+        self.0.closing.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn refuse(status: u16, message: &str) -> Refusal {
+    Refusal {
+        status,
+        body: serde_json::json!({ "message": message }).to_string(),
+    }
+}

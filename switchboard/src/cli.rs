@@ -1,0 +1,225 @@
+//! The command line of a service's executable (`cargo run -- ...`): the local gateway
+//! and the subcommands that print what the registry knows.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use switchboard_local::LocalConfig;
+
+use crate::App;
+use crate::runtime::{async_runtime, fail, init_tracing};
+
+/// Parses the command line and runs it.
+pub(crate) fn run(app: App) -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+        Command::Manifest => match app.manifest() {
+            Ok(m) => {
+                println!("{}", m.to_json_pretty());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        #[cfg(feature = "contract")]
+        Command::Asyncapi => match app.asyncapi() {
+            Ok(doc) => {
+                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        #[cfg(feature = "contract")]
+        Command::ClientTs => match app.client_ts() {
+            Ok(module) => {
+                print!("{module}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Command::Routes => match app.manifest() {
+            Ok(m) => {
+                for r in &m.routes {
+                    let origin = if r.builtin {
+                        "built-in".to_owned()
+                    } else {
+                        format!("{}::{} ({}:{})", r.module, r.function, r.file, r.line)
+                    };
+                    println!("{:<16} {origin}", r.key);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Command::Serve(args) => serve(app, args),
+    }
+}
+
+fn serve(app: App, args: ServeArgs) -> ExitCode {
+    init_tracing();
+    let runtime = match async_runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    runtime.block_on(async move {
+        let config = args.config();
+        let app = if args.dev_auth { app.dev_auth() } else { app };
+        let app = match args.store {
+            StoreKind::Memory => app,
+            StoreKind::Dynamodb => match dynamodb_store(app, &args).await {
+                Ok(app) => app,
+                Err(e) => return fail(&e),
+            },
+        };
+        let gateway = match app.serve_local(config).await {
+            Ok(g) => g,
+            Err(e) => return fail(&e),
+        };
+        print_banner(&gateway, args.dev_auth);
+        gateway.run_until_ctrl_c().await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_banner(gateway: &switchboard_local::LocalGateway, dev_auth: bool) {
+    println!("Switchboard local gateway");
+    println!("  web page     {}/", gateway.http_url());
+    if let Some(http) = gateway.http_api_url() {
+        println!("  HTTP API     {http}/... (Authorization: Bearer ID_TOKEN)");
+    }
+    if dev_auth {
+        println!("  WebSocket    {}?user=NAME", gateway.ws_url());
+    } else {
+        println!("  WebSocket    {}?token=ID_TOKEN", gateway.ws_url());
+        println!(
+            "  sign in      curl -s -XPOST {}/local/token -d '{{\"username\":\"alice\"}}'",
+            gateway.http_url()
+        );
+    }
+    println!(
+        "  @connections {}/@connections/{{id}}",
+        gateway.management_url()
+    );
+    println!("  manifest     {}/local/manifest", gateway.http_url());
+    println!("  queues       {}/local/queues", gateway.http_url());
+    println!("  stats        {}/local/stats", gateway.http_url());
+    println!("Ctrl-C (or SIGTERM) stops it.");
+}
+
+/// `--store dynamodb`: the connection store in DynamoDB (tables created at an
+/// `--endpoint` when missing).
+async fn dynamodb_store(app: App, args: &ServeArgs) -> Result<App, String> {
+    use switchboard_aws::dynamodb::DynamoStore;
+    use switchboard_aws::{AwsSettings, ConfigError};
+    use switchboard_core::names::env;
+    use switchboard_core::names::table::TableNames;
+    let settings = match &args.endpoint {
+        Some(endpoint) => AwsSettings::local(endpoint.clone()),
+        None => {
+            let mut problems = Vec::new();
+            AwsSettings::from_env(&mut problems)
+                .filter(|_| problems.is_empty())
+                .ok_or_else(|| ConfigError { problems }.to_string())?
+        }
+    };
+    let defaults = TableNames::for_app(&app.spec().name, &args.stage);
+    let tables = TableNames {
+        connections: std::env::var(env::CONNECTIONS_TABLE).unwrap_or(defaults.connections),
+        rooms: std::env::var(env::ROOMS_TABLE).unwrap_or(defaults.rooms),
+    };
+    let store = DynamoStore::from_settings(&settings, tables.clone());
+    if args.endpoint.is_some() {
+        store
+            .create_tables()
+            .await
+            .map_err(|e| format!("could not create the tables at the endpoint: {e}"))?;
+    }
+    println!(
+        "  store        DynamoDB tables {} and {}",
+        tables.connections, tables.rooms
+    );
+    Ok(app.store(store))
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "A Switchboard service: runs the local gateway, or prints its manifest.")]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Options of the default command, `serve`.
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the local gateway (the default).
+    Serve(ServeArgs),
+    /// Print the route registry as JSON (what the deploy program reads).
+    Manifest,
+    /// List the routes and where they are declared.
+    Routes,
+    /// Print the AsyncAPI 3.0 document of the WebSocket API (JSON).
+    #[cfg(feature = "contract")]
+    Asyncapi,
+    /// Print the typed TypeScript client module (message types and a small client).
+    #[cfg(feature = "contract")]
+    #[command(name = "client-ts")]
+    ClientTs,
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Address to bind (loopback by default).
+    #[arg(long, default_value = "127.0.0.1")]
+    addr: IpAddr,
+    /// Port to bind (0 picks a free one).
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// Stage name.
+    #[arg(long, default_value = "ws")]
+    stage: String,
+    /// Idle timeout in seconds.
+    #[arg(long, default_value_t = 600)]
+    idle_timeout: u64,
+    /// Maximum connection age in seconds.
+    #[arg(long, default_value_t = 7200)]
+    max_age: u64,
+    /// Connection store: embedded (`memory`) or `dynamodb` (tables from
+    /// SWITCHBOARD_CONNECTIONS_TABLE / SWITCHBOARD_ROOMS_TABLE, else `{app}-{stage}-websocket-*`).
+    #[arg(long, value_enum, default_value_t = StoreKind::Memory)]
+    store: StoreKind,
+    /// Accept `?user=NAME` identities without tokens (the development authorizer),
+    /// instead of tokens from the local issuer.
+    #[arg(long)]
+    dev_auth: bool,
+    /// Where the local issuer keeps its key (tokens survive restarts).
+    #[arg(long, default_value = switchboard_local::issuer::DEFAULT_DIR)]
+    state_dir: std::path::PathBuf,
+    /// DynamoDB endpoint for `--store dynamodb` (moto, DynamoDB Local); the tables are
+    /// created there when missing, with dummy credentials. Without it, real AWS with
+    /// credentials and region from the environment.
+    #[arg(long)]
+    endpoint: Option<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum StoreKind {
+    Memory,
+    Dynamodb,
+}
+
+impl ServeArgs {
+    fn config(&self) -> LocalConfig {
+        LocalConfig {
+            addr: SocketAddr::new(self.addr, self.port),
+            stage: self.stage.clone(),
+            idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
+            max_connection_age: Duration::from_secs(self.max_age.max(1)),
+            state_dir: self.state_dir.clone(),
+            ..LocalConfig::default()
+        }
+    }
+}
