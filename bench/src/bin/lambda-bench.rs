@@ -12,7 +12,7 @@
 //! ```sh
 //! cargo build --release -p chat-app && cargo run --release -p switchboard-bench --bin lambda-bench
 //! # the deployed artifact's profile (size-optimised):
-//! cargo build --profile lambda -p chat-app && cargo run --release -p switchboard-bench --bin lambda-bench -- target/lambda/chat-app
+//! cargo build --profile lambda -p chat-app --no-default-features --features aws && cargo run --release -p switchboard-bench --bin lambda-bench -- target/lambda/chat-app
 //! ```
 
 use std::path::PathBuf;
