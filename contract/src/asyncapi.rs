@@ -16,7 +16,7 @@
 use serde_json::{Value, json};
 
 use switchboard_core::contract::{
-    RouteContract, SCHEMA_PATH, ServiceContract, error_frame_schema, object,
+    RouteContract, SCHEMA_PATH, ServerMessage, ServiceContract, error_frame_schema, object,
 };
 
 /// The channel every message travels on.
@@ -64,13 +64,26 @@ pub fn route_frame_schema(route: &RouteContract) -> Value {
     }
 }
 
-/// The document.
-pub fn document(contract: &ServiceContract) -> Value {
-    let mut channel_messages = Vec::new();
-    let mut messages = Vec::new();
-    let mut operations = Vec::new();
+/// The messages, channel messages and operations of the document.
+#[derive(Default)]
+struct Parts {
+    channel_messages: Vec<(String, Value)>,
+    messages: Vec<(String, Value)>,
+    operations: Vec<(String, Value)>,
+}
 
-    for route in &contract.routes {
+impl Parts {
+    /// A message in the components and on the channel.
+    fn message(&mut self, name: String, message: Value) {
+        self.channel_messages.push((
+            name.clone(),
+            json!({"$ref": format!("#/components/messages/{name}")}),
+        ));
+        self.messages.push((name, message));
+    }
+
+    /// A route: its frame (received) and its reply or error frame.
+    fn route(&mut self, contract: &ServiceContract, route: &RouteContract) {
         let name = route_message_name(route.key);
         let mut message = json!({
             "name": route.key,
@@ -82,11 +95,7 @@ pub fn document(contract: &ServiceContract) -> Value {
             message["summary"] = json!(first_line(&route.doc));
             message["description"] = json!(route.doc);
         }
-        messages.push((name.clone(), message));
-        channel_messages.push((
-            name.clone(),
-            json!({"$ref": format!("#/components/messages/{name}")}),
-        ));
+        self.message(name.clone(), message);
         let mut reply_messages = Vec::new();
         if let Some(i) = route.reply {
             reply_messages.push(message_ref(&sanitize(&contract.messages[i].name)));
@@ -111,10 +120,12 @@ pub fn document(contract: &ServiceContract) -> Value {
         if route.builtin {
             operation["x-switchboard-builtin"] = json!(true);
         }
-        operations.push((sanitize(route.key), operation));
+        self.operations.push((sanitize(route.key), operation));
     }
 
-    for m in &contract.messages {
+    /// A message the service sends (a reply or a push); a pushed one gets a `send`
+    /// operation.
+    fn server_message(&mut self, m: &ServerMessage) {
         let name = sanitize(&m.name);
         let mut message = json!({
             "name": m.action.clone().unwrap_or_else(|| m.name.clone()),
@@ -127,13 +138,9 @@ pub fn document(contract: &ServiceContract) -> Value {
             message["description"] =
                 json!("The schema fixes no `action` (no `const`): clients cannot dispatch on it.");
         }
-        messages.push((name.clone(), message));
-        channel_messages.push((
-            name.clone(),
-            json!({"$ref": format!("#/components/messages/{name}")}),
-        ));
+        self.message(name.clone(), message);
         if m.pushed {
-            operations.push((
+            self.operations.push((
                 format!("push{}", upper_first(&name)),
                 json!({
                     "action": "send",
@@ -145,20 +152,36 @@ pub fn document(contract: &ServiceContract) -> Value {
             ));
         }
     }
-    messages.push((
-        ERROR_FRAME.to_owned(),
-        json!({
-            "name": "error",
-            "title": "Error frame",
-            "contentType": "application/json",
-            "payload": {"$ref": format!("#{SCHEMA_PATH}/{ERROR_FRAME}")},
-        }),
-    ));
-    channel_messages.push((
-        ERROR_FRAME.to_owned(),
-        json!({"$ref": format!("#/components/messages/{ERROR_FRAME}")}),
-    ));
 
+    /// The error frame every route may answer with.
+    fn error_frame(&mut self) {
+        self.message(
+            ERROR_FRAME.to_owned(),
+            json!({
+                "name": "error",
+                "title": "Error frame",
+                "contentType": "application/json",
+                "payload": {"$ref": format!("#{SCHEMA_PATH}/{ERROR_FRAME}")},
+            }),
+        );
+    }
+}
+
+/// The document.
+pub fn document(contract: &ServiceContract) -> Value {
+    let mut parts = Parts::default();
+    for route in &contract.routes {
+        parts.route(contract, route);
+    }
+    for m in &contract.messages {
+        parts.server_message(m);
+    }
+    parts.error_frame();
+    let Parts {
+        channel_messages,
+        messages,
+        operations,
+    } = parts;
     let mut schemas: Vec<(String, Value)> = contract
         .schemas
         .iter()
