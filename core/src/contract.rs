@@ -39,7 +39,9 @@ pub struct TypeSchema {
     /// `std::any::type_name` of the type.
     pub type_name: fn() -> &'static str,
     /// Its schema (a `$ref` into the generator's definitions for named types), `None`
-    /// when the type does not implement `JsonSchema`.
+    /// when the type does not implement `JsonSchema`, or when this build has no schema
+    /// generators (feature `schemas` off: a Lambda artifact, which never renders the
+    /// contract).
     pub schema: Option<fn(&mut SchemaGenerator) -> Schema>,
 }
 
@@ -57,11 +59,25 @@ impl TypeSchema {
     pub fn of<T: JsonSchema + ?Sized>() -> Self {
         Self {
             type_name: std::any::type_name::<T>,
-            schema: Some(subschema::<T>),
+            schema: schema_generator::<T>(),
         }
     }
 }
 
+/// The generator of `T`'s schema, when this build renders contracts.
+#[cfg(feature = "schemas")]
+fn schema_generator<T: JsonSchema + ?Sized>() -> Option<fn(&mut SchemaGenerator) -> Schema> {
+    Some(subschema::<T>)
+}
+
+/// Without the `schemas` feature nothing references schemars' generators, so a Lambda
+/// artifact leaves them out.
+#[cfg(not(feature = "schemas"))]
+fn schema_generator<T: JsonSchema + ?Sized>() -> Option<fn(&mut SchemaGenerator) -> Schema> {
+    None
+}
+
+#[cfg(feature = "schemas")]
 fn subschema<T: JsonSchema + ?Sized>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<T>()
 }
@@ -613,6 +629,7 @@ mod tests {
     struct NotDescribed;
 
     #[test]
+    #[cfg(feature = "schemas")]
     #[allow(clippy::needless_borrow)] // the borrow is the specialisation
     fn the_probe_specialises_on_json_schema() {
         let described = (&Probe::<Described>::new()).type_schema();
