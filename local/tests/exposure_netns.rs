@@ -49,7 +49,8 @@ fn netns_client() {
         }
         Err(e) => format!("connect-failed:{e}"),
     };
-    println!("NETNS_STATUS={status}");
+    // Its own line: the test harness prints "test netns_client ... " before it.
+    println!("\nNETNS_STATUS={status}");
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -121,7 +122,8 @@ impl Namespace {
         let stdout = String::from_utf8_lossy(&out.stdout);
         stdout
             .lines()
-            .find_map(|l| l.strip_prefix("NETNS_STATUS="))
+            .find_map(|l| l.split("NETNS_STATUS=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("no status from the namespace client: {stdout}"))
             .to_owned()
     }
