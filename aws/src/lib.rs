@@ -41,6 +41,7 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// Environment variables the runtime reads: one home, [`switchboard_core::names::env`].
 pub use switchboard_core::names::env;
+use switchboard_core::names::local_credentials;
 
 /// What is missing or malformed in the environment, all at once.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -74,10 +75,10 @@ impl AwsSettings {
     /// Static dummy credentials and `us-east-1`, for emulators.
     pub fn local(endpoint: impl Into<String>) -> Self {
         Self {
-            region: "us-east-1".to_owned(),
+            region: local_credentials::REGION.to_owned(),
             credentials: Credentials::new(
-                "AKIDLOCAL",
-                "local-secret",
+                local_credentials::ACCESS_KEY_ID,
+                local_credentials::SECRET_ACCESS_KEY,
                 None,
                 None,
                 "switchboard-local",

@@ -3,6 +3,19 @@
 //! Gateway's limits. The runtime, the local gateway, the deploy program and the tests
 //! import these; none of them spells one out again.
 
+/// The stand-in AWS credentials of local runs: what `AwsSettings::local` signs with (for
+/// emulators and the local gateway), and the key the local gateway's `@connections` API
+/// expects SigV4 signatures from unless `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` say
+/// otherwise on `cargo run`. Not secrets: they open nothing outside this machine.
+pub mod local_credentials {
+    /// The access key id.
+    pub const ACCESS_KEY_ID: &str = "AKIDLOCAL";
+    /// The secret access key.
+    pub const SECRET_ACCESS_KEY: &str = "local-secret";
+    /// The region.
+    pub const REGION: &str = "us-east-1";
+}
+
 /// Environment variables: what the deploy program sets on every function and what the
 /// runtime reads.
 pub mod env {

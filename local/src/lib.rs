@@ -7,15 +7,21 @@
 //! It reproduces what API Gateway does (see `ARCHITECTURE.md`): route selection,
 //! `$connect` rejection statuses, authorizer context on every event, frame and message
 //! size limits, binary frames refused with 1003, idle timeout and maximum connection age,
-//! `@connections` POST/GET/DELETE with 410 for gone connections, connection ids in AWS's
-//! shape, and `$disconnect` on every kind of close.
+//! `@connections` POST/GET/DELETE with 410 for gone connections and SigV4 checked as on AWS
+//! ([`sigv4`]), connection ids in AWS's shape, and `$disconnect` on every kind of close.
+//!
+//! Bound elsewhere than loopback, it keeps its own endpoints (`/local/*`) for loopback
+//! clients unless given an admin secret, and refuses to start unsigned or with the
+//! development authorizer unless told to ([`exposure`]).
 
 mod consumers;
+pub mod exposure;
 pub mod http;
 mod hub;
 pub mod issuer;
 mod mgmt;
 mod session;
+pub mod sigv4;
 mod start;
 mod stats;
 mod test_gateway;
@@ -42,6 +48,9 @@ pub use start::{LOCAL_AUDIENCE, LocalError, serve, test_gateway};
 pub use test_gateway::{RECV_TIMEOUT, TestConnection, TestError, TestGateway, encode_segment};
 
 pub use switchboard_core::names::limits::MAX_FRAME_BYTES;
+
+use exposure::{AdminSecret, Exposure};
+use sigv4::SigV4Verifier;
 
 /// Settings of the local gateway. Defaults are API Gateway's.
 #[derive(Clone, Debug)]
@@ -70,6 +79,15 @@ pub struct LocalConfig {
     pub write_timeout: Duration,
     /// Where the local token issuer keeps its key (`.switchboard/`).
     pub state_dir: std::path::PathBuf,
+    /// How `@connections` requests must be signed: SigV4 for `execute-api` with this key
+    /// (default [`SigV4Verifier::local`]), as on AWS; `None` accepts unsigned requests
+    /// (`--no-sigv4`), which is refused off loopback.
+    pub sigv4: Option<SigV4Verifier>,
+    /// `--expose-local-endpoints`: peers off loopback may use `/local/*` with
+    /// `Authorization: Bearer <secret>`. Without it they get 403.
+    pub admin_secret: Option<AdminSecret>,
+    /// `--force-dev-auth`: start with the development authorizer off loopback anyway.
+    pub force_dev_auth: bool,
 }
 
 impl Default for LocalConfig {
@@ -86,6 +104,9 @@ impl Default for LocalConfig {
             max_in_flight: 64,
             write_timeout: Duration::from_secs(10),
             state_dir: std::path::PathBuf::from(issuer::DEFAULT_DIR),
+            sigv4: Some(SigV4Verifier::local()),
+            admin_secret: None,
+            force_dev_auth: false,
         }
     }
 }
@@ -107,6 +128,8 @@ pub enum GatewayError {
 /// call [`shutdown`](Self::shutdown) to stop it gracefully.
 pub struct LocalGateway {
     addr: SocketAddr,
+    exposure: Arc<Exposure>,
+    exposure_warnings: Vec<String>,
     gateway: Arc<Gateway>,
     has_http: bool,
     stop: Option<oneshot::Sender<()>>,
@@ -128,8 +151,10 @@ impl LocalGateway {
         listener: Listening,
         issuer: Option<Arc<issuer::LocalIssuer>>,
         http: Option<Router>,
+        (exposure, exposure_warnings): (Exposure, Vec<String>),
     ) -> Result<Self, GatewayError> {
         let Listening { listener, addr } = listener;
+        let exposure = Arc::new(exposure);
         gateway.set_domain(addr);
         let has_http = http.is_some();
         let mut router = router(Arc::clone(&gateway), http);
@@ -138,6 +163,11 @@ impl LocalGateway {
         if let Some(issuer) = issuer {
             router = router.merge(issuer::routes(issuer));
         }
+        // Every `/local/*` route, wherever it was added, behind the exposure decision.
+        router = router.layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&exposure),
+            guard_local_endpoints,
+        ));
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let service = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -156,6 +186,8 @@ impl LocalGateway {
         });
         Ok(Self {
             addr,
+            exposure,
+            exposure_warnings,
             gateway,
             has_http,
             stop: Some(stop),
@@ -189,6 +221,23 @@ impl LocalGateway {
     /// `endpoint_url`.
     pub fn management_url(&self) -> String {
         format!("http://{}/{}", self.addr, self.gateway.config.stage)
+    }
+
+    /// The start banner's lines about what is open to whom: the warnings the settings
+    /// earned (`--force-dev-auth`), then [`Exposure::banner_lines`].
+    pub fn exposure_lines(&self) -> Vec<String> {
+        let sigv4 = self
+            .gateway
+            .config
+            .sigv4
+            .as_ref()
+            .map(|v| exposure::SigV4Identity {
+                access_key_id: v.access_key_id(),
+                region: v.region(),
+            });
+        let mut lines = self.exposure_warnings.clone();
+        lines.extend(self.exposure.banner_lines(self.addr.port(), sigv4));
+        lines
     }
 
     /// How many WebSocket connections are open.
@@ -318,6 +367,39 @@ fn listen_deep(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(4096)
+}
+
+/// Lets a request to a local-only path through only when [`Exposure::local_endpoint_access`]
+/// allows its peer (loopback, or the admin secret); else 403 with the reason as JSON.
+async fn guard_local_endpoints(
+    axum::extract::State(exposure): axum::extract::State<Arc<Exposure>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !exposure::is_local_only_path(request.uri().path()) {
+        return next.run(request).await;
+    }
+    // Without the peer's address (never the case behind `serve`), refuse.
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let decision = match peer {
+        Some(peer) => exposure.local_endpoint_access(peer, request.headers()),
+        None => exposure::LocalAccess::Refused {
+            status: axum::http::StatusCode::FORBIDDEN,
+            message: "the peer's address is unknown".to_owned(),
+        },
+    };
+    match decision {
+        exposure::LocalAccess::Allowed => next.run(request).await,
+        exposure::LocalAccess::Refused { status, message } => (
+            status,
+            axum::Json(serde_json::json!({ "message": message })),
+        )
+            .into_response(),
+    }
 }
 
 fn router(gateway: Arc<Gateway>, http: Option<Router>) -> Router {

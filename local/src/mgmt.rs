@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::session::Gateway;
@@ -36,16 +36,11 @@ pub(crate) async fn connection_op(
     State(gateway): State<Arc<Gateway>>,
     id: Result<Path<String>, PathRejection>,
     method: Method,
+    // The request target as received: the routes are not nested, so nothing is stripped.
+    uri: Uri,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    // An id that does not percent-decode to UTF-8 names no connection.
-    let Ok(Path(id)) = id else {
-        return aws_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequestException",
-            "Invalid connection id",
-        );
-    };
     // A body over the route's limit (1 MB) or a broken one gets API Gateway's error shape,
     // not axum's plain-text rejection.
     let body = match body {
@@ -64,6 +59,25 @@ pub(crate) async fn connection_op(
                 "Could not read the request body",
             );
         }
+    };
+    // As on AWS, nothing happens for a request that is not signed with the key (unless
+    // the gateway runs with `--no-sigv4`, on loopback only).
+    let refused = gateway.config.sigv4.as_ref().and_then(|verifier| {
+        verifier
+            .verify(&method, &uri, &headers, &body, chrono::Utc::now())
+            .err()
+    });
+    if let Some(e) = refused {
+        tracing::debug!(error = %e, "@connections request refused");
+        return e.to_response().map(axum::body::Body::from);
+    }
+    // An id that does not percent-decode to UTF-8 names no connection.
+    let Ok(Path(id)) = id else {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "Invalid connection id",
+        );
     };
     let hub = &gateway.hub;
     let result = match method {

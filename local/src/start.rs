@@ -11,6 +11,7 @@ use switchboard_core::auth::Authorizer;
 use switchboard_core::dispatch::Dispatcher;
 use switchboard_core::spec::{AppSpec, StartError};
 
+use crate::exposure::{Exposure, StartupRefused};
 use crate::http::LocalHttpAuth;
 use crate::issuer::{IssuerError, LocalIssuer};
 use crate::{Gateway, GatewayError, Hub, LocalConfig, LocalGateway, TestGateway};
@@ -30,6 +31,30 @@ pub enum LocalError {
     /// The local token issuer could not load or create its key.
     #[error(transparent)]
     Issuer(#[from] IssuerError),
+    /// The settings would open the gateway to the network unsafely (`--no-sigv4` or
+    /// `--dev-auth` off loopback, an empty admin secret).
+    #[error(transparent)]
+    Exposure(#[from] StartupRefused),
+}
+
+/// The exposure policy of `config` for `app`, checked before anything binds: the policy
+/// and the warnings to print, or every reason to refuse.
+fn exposure(
+    app: &AppSpec,
+    config: &LocalConfig,
+) -> Result<(Exposure, Vec<String>), StartupRefused> {
+    let exposure = Exposure {
+        bind: config.addr.ip(),
+        sigv4: config.sigv4.is_some(),
+        admin_secret: config.admin_secret.clone(),
+        dev_auth: app.auth.explicit().is_some_and(|a| a.is_development()),
+        force_dev_auth: config.force_dev_auth,
+    };
+    let warnings = exposure.check_startup()?;
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok((exposure, warnings))
 }
 
 /// A local gateway's authorizer, its token issuer when it has one, and how it checks
@@ -92,6 +117,7 @@ fn gateway(
 
 /// Starts the local gateway for `app` on `config.addr` (tokio runtime required).
 pub async fn serve(app: AppSpec, config: LocalConfig) -> Result<LocalGateway, LocalError> {
+    let exposure = exposure(&app, &config)?;
     let listener = crate::listen(config.addr)?;
     let base_url = format!("http://{}", listener.addr());
     let auth = authorizer(&app, &base_url, &config.state_dir)?;
@@ -104,7 +130,13 @@ pub async fn serve(app: AppSpec, config: LocalConfig) -> Result<LocalGateway, Lo
             gateway.api_id.clone(),
         )
     });
-    Ok(LocalGateway::start(gateway, listener, auth.issuer, http)?)
+    Ok(LocalGateway::start(
+        gateway,
+        listener,
+        auth.issuer,
+        http,
+        exposure,
+    )?)
 }
 
 /// An in-process gateway for `app`: no sockets, same authorizer, dispatch and

@@ -4,7 +4,7 @@
 //! Each case writes one hand-made HTTP/1.1 request — methods valid and not, paths with
 //! percent escapes, dots, long and non-UTF-8 ids, other stages, bodies of any bytes and of
 //! 128 KB / 1 MB and more — to a local gateway (`switchboard_local::serve`, development
-//! authorizer) that has one live WebSocket connection, and reads the answer.
+//! authorizer, SigV4 off) that has one live WebSocket connection, and reads the answer.
 //!
 //! Properties: every answer is a well-formed HTTP/1.1 response whose status is in the
 //! documented set (200 204 400 403 404 405 410 413 414 426 431) — never a 5xx, never a
@@ -49,9 +49,12 @@ fn fixture() -> &'static Fixture {
         fuzz_support::runtime().block_on(async {
             let state_dir =
                 std::env::temp_dir().join(format!("switchboard-fuzz-mgmt-{}", std::process::id()));
+            // The fuzzed requests are unsigned: SigV4 off (allowed on loopback), so they
+            // reach the routing and parsing under test. Signed requests: tests/sigv4.rs.
             let config = LocalConfig {
                 addr: "127.0.0.1:0".parse().unwrap(),
                 state_dir,
+                sigv4: None,
                 ..LocalConfig::default()
             };
             let gateway = timeout(

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use switchboard_local::LocalConfig;
+use switchboard_local::exposure::AdminSecret;
+use switchboard_local::sigv4::SigV4Verifier;
 
 use crate::App;
 use crate::runtime::{async_runtime, fail, init_tracing};
@@ -63,7 +65,10 @@ fn serve(app: App, args: ServeArgs) -> ExitCode {
         Err(code) => return code,
     };
     runtime.block_on(async move {
-        let config = args.config();
+        let config = match args.config() {
+            Ok(config) => config,
+            Err(e) => return fail(&e),
+        };
         let app = if args.dev_auth { app.dev_auth() } else { app };
         let app = match args.store {
             StoreKind::Memory => app,
@@ -77,6 +82,10 @@ fn serve(app: App, args: ServeArgs) -> ExitCode {
             Err(e) => return fail(&e),
         };
         print_banner(&gateway, args.dev_auth);
+        for line in gateway.exposure_lines() {
+            println!("{line}");
+        }
+        println!("Ctrl-C (or SIGTERM) stops it.");
         gateway.run_until_ctrl_c().await;
         ExitCode::SUCCESS
     })
@@ -104,7 +113,6 @@ fn print_banner(gateway: &switchboard_local::LocalGateway, dev_auth: bool) {
     println!("  manifest     {}/local/manifest", gateway.http_url());
     println!("  queues       {}/local/queues", gateway.http_url());
     println!("  stats        {}/local/stats", gateway.http_url());
-    println!("Ctrl-C (or SIGTERM) stops it.");
 }
 
 /// `--store dynamodb`: the connection store in DynamoDB (tables created at an
@@ -203,6 +211,21 @@ struct ServeArgs {
     /// credentials and region from the environment.
     #[arg(long)]
     endpoint: Option<String>,
+    /// Accept unsigned `@connections` requests (as before SigV4 was checked locally).
+    /// Refused unless the address is loopback. Without it, requests must be SigV4-signed
+    /// for `execute-api` with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (else the local
+    /// key AKIDLOCAL / local-secret) in AWS_REGION (else us-east-1).
+    #[arg(long)]
+    no_sigv4: bool,
+    /// Let other hosts use /local/* (token, connections, queues, manifest, stats) with a
+    /// one-time admin secret, printed at start, as `Authorization: Bearer <secret>`.
+    /// Without it, /local/* answers loopback clients only.
+    #[arg(long)]
+    expose_local_endpoints: bool,
+    /// Allow --dev-auth on an address other than loopback (anyone who can reach it can
+    /// connect as any user).
+    #[arg(long)]
+    force_dev_auth: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,14 +235,22 @@ enum StoreKind {
 }
 
 impl ServeArgs {
-    fn config(&self) -> LocalConfig {
-        LocalConfig {
+    fn config(&self) -> Result<LocalConfig, String> {
+        let admin_secret = if self.expose_local_endpoints {
+            Some(AdminSecret::generate().map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        Ok(LocalConfig {
             addr: SocketAddr::new(self.addr, self.port),
             stage: self.stage.clone(),
             idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
             max_connection_age: Duration::from_secs(self.max_age.max(1)),
             state_dir: self.state_dir.clone(),
+            sigv4: (!self.no_sigv4).then(SigV4Verifier::from_env_or_local),
+            admin_secret,
+            force_dev_auth: self.force_dev_auth,
             ..LocalConfig::default()
-        }
+        })
     }
 }

@@ -389,7 +389,15 @@ async fn integration_timeout() {
 #[tokio::test]
 async fn disconnect_status_codes() {
     let rec = Recorder::default();
-    let gw = start_app(&rec, config()).await;
+    // The `DELETE @connections` below is plain unsigned HTTP: SigV4 off (loopback only).
+    let gw = start_app(
+        &rec,
+        LocalConfig {
+            sigv4: None,
+            ..config()
+        },
+    )
+    .await;
     let url = format!("{}?user=alice", gw.ws_url());
 
     // A client close with 1000 and a reason.

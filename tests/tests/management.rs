@@ -1,6 +1,7 @@
 //! The `@connections` management API, driven by the real `aws-sdk-apigatewaymanagement`
-//! client (plain HTTP to 127.0.0.1, dummy static credentials, never AWS), and by hand
-//! for what the SDK cannot express (the stage-less path, a wrong stage).
+//! client (plain HTTP to 127.0.0.1, the local stand-in credentials the gateway checks
+//! SigV4 signatures against, never AWS), and by hand, unsigned with SigV4 off, for what
+//! the SDK cannot express (the stage-less path, a wrong stage).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,7 +11,8 @@ use aws_sdk_apigatewaymanagement::config::retry::RetryConfig;
 use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use serde_json::json;
-use switchboard::local::LocalGateway;
+use switchboard::local::{LocalConfig, LocalGateway};
+use switchboard::names::local_credentials;
 use switchboard_tests::*;
 
 /// An SDK client for the gateway's `@connections` endpoint.
@@ -20,8 +22,14 @@ fn sdk(gw: &LocalGateway) -> Client {
     let config = aws_sdk_apigatewaymanagement::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(gw.management_url())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("AKIDLOCAL", "secret", None, None, "test"))
+        .region(Region::new(local_credentials::REGION))
+        .credentials_provider(Credentials::new(
+            local_credentials::ACCESS_KEY_ID,
+            local_credentials::SECRET_ACCESS_KEY,
+            None,
+            None,
+            "test",
+        ))
         .retry_config(RetryConfig::disabled())
         .http_client(http_client)
         .build();
@@ -230,7 +238,13 @@ async fn delete_runs_disconnect() {
 
 #[tokio::test]
 async fn plain_http_paths() {
-    let gw = start().await;
+    // Unsigned requests by hand: SigV4 off, as `--no-sigv4` allows on loopback (signed and
+    // refused requests: local/tests/sigv4.rs).
+    let gw = start_with(LocalConfig {
+        sigv4: None,
+        ..config()
+    })
+    .await;
     let addr = gw.local_addr();
     let mut alice = connect(&gw, "alice").await;
     let id = whoami_id(&mut alice).await;
