@@ -41,7 +41,7 @@ use tower::ServiceExt;
 pub use axum::{self, Router};
 
 use crate::backend::{ConnectionRecord, ConnectionStore, ConnectionsClient, Member, RoomSummary};
-use crate::context::Target;
+use crate::context::{Outbox, Target};
 use crate::extract::State;
 use crate::identity::Identity;
 
@@ -249,7 +249,12 @@ impl HttpCtx {
 
     /// Application state of type `S`, if the app provided one.
     pub fn state<S: Clone + Send + Sync + 'static>(&self) -> Option<S> {
-        self.services.states.get::<S>()
+        self.outbox().state()
+    }
+
+    /// The shared operations, from outside any socket: no "me".
+    fn outbox(&self) -> Outbox<'_> {
+        Outbox::new(&self.services)
     }
 
     /// The connection store.
@@ -264,47 +269,47 @@ impl HttpCtx {
 
     /// Every room with members, and how many connections are in each.
     pub async fn rooms(&self) -> Result<Vec<RoomSummary>, HttpError> {
-        Ok(self.services.store.rooms().await?)
+        self.outbox().rooms().await
     }
 
     /// The members of a room.
     pub async fn members(&self, room: &str) -> Result<Vec<Member>, HttpError> {
-        Ok(self.services.store.room_members(room).await?)
+        self.outbox().members(room).await
     }
 
     /// The rooms one connection is in.
     pub async fn rooms_of(&self, connection_id: &str) -> Result<Vec<String>, HttpError> {
-        Ok(self.services.store.rooms_of(connection_id).await?)
+        self.outbox().rooms_of(connection_id).await
     }
 
     /// Every open connection's record.
     pub async fn connections(&self) -> Result<Vec<ConnectionRecord>, HttpError> {
-        Ok(self.services.store.list_connections().await?)
+        self.outbox().connections().await
     }
 
     /// The open connections of one user.
     pub async fn connections_of(&self, username: &str) -> Result<Vec<ConnectionRecord>, HttpError> {
-        Ok(self.services.store.user_connections(username).await?)
+        self.outbox().connections_of(username).await
     }
 
     /// Sends to one connection: `.send(&msg).await?`.
     pub fn connection(&self, connection_id: impl Into<String>) -> Target<'_> {
-        Target::connection(&self.services, None, connection_id.into())
+        self.outbox().connection(connection_id)
     }
 
     /// Sends to every connection of a user.
     pub fn user(&self, username: impl Into<String>) -> Target<'_> {
-        Target::user(&self.services, None, username.into())
+        self.outbox().user(username)
     }
 
     /// Sends to every member of a room.
     pub fn room(&self, room: impl Into<String>) -> Target<'_> {
-        Target::room(&self.services, None, room.into())
+        self.outbox().room(room)
     }
 
     /// Sends to every open connection.
     pub fn broadcast(&self) -> Target<'_> {
-        Target::everyone(&self.services, None)
+        self.outbox().broadcast()
     }
 }
 
