@@ -77,7 +77,7 @@ use aws_sdk_apigatewaymanagement::config::timeout::TimeoutConfig;
 use aws_sdk_apigatewaymanagement::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_apigatewaymanagement::primitives::{Blob, DateTime};
 
-use super::{AwsSettings, env, management_client};
+use super::{AwsSettings, ClientBuilder, env};
 use switchboard_core::backend::{ConnectionInfo, ConnectionsClient, PostError};
 use switchboard_core::response::Frame;
 
@@ -360,22 +360,18 @@ impl ManagementApi {
 
 impl Resolved {
     fn new(settings: &AwsSettings, endpoint: String) -> Self {
-        let base = management_client(settings, &endpoint);
-        let config = base
-            .config()
-            .to_builder()
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
+        // This client is the only retry layer (see the module documentation).
+        let client = ClientBuilder::new(settings)
+            .endpoint(Some(&endpoint))
+            .policy(
+                RetryConfig::disabled(),
                 TimeoutConfig::builder()
                     .connect_timeout(CONNECT_TIMEOUT)
                     .operation_attempt_timeout(ATTEMPT_TIMEOUT)
                     .build(),
             )
             .build();
-        Self {
-            endpoint,
-            client: Client::from_conf(config),
-        }
+        Self { endpoint, client }
     }
 }
 

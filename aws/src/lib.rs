@@ -24,6 +24,13 @@
 //! attempt, and successes refill it. SQS `SendMessage` retries are safe: a FIFO message
 //! carries its deduplication id. The `@connections` client has its own policy (see
 //! [`connections`]).
+//!
+//! # One client builder
+//!
+//! Every SDK client of this crate is built by [`ClientBuilder`]: the region and static
+//! credentials of [`AwsSettings`], the shared [`http_client`], the endpoint override
+//! (the settings' by default), and a retry and timeout policy ([`client_policy`] by
+//! default; the `@connections` client passes its own).
 
 pub mod connections;
 pub mod dynamodb;
@@ -38,6 +45,8 @@ use std::time::Duration;
 use aws_credential_types::Credentials;
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
 
 /// Environment variables the runtime reads: one home, [`switchboard_core::names::env`].
 pub use switchboard_core::names::env;
@@ -151,15 +160,12 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(9);
 
 /// The retry and timeout configuration of the DynamoDB and SQS clients (see the
 /// [module documentation](self#retries-and-timeouts-dynamodb-sqs)).
-pub fn client_policy() -> (
-    aws_smithy_types::retry::RetryConfig,
-    aws_smithy_types::timeout::TimeoutConfig,
-) {
-    let retry = aws_smithy_types::retry::RetryConfig::standard()
+pub fn client_policy() -> (RetryConfig, TimeoutConfig) {
+    let retry = RetryConfig::standard()
         .with_max_attempts(MAX_ATTEMPTS)
         .with_initial_backoff(INITIAL_BACKOFF)
         .with_max_backoff(MAX_BACKOFF);
-    let timeout = aws_smithy_types::timeout::TimeoutConfig::builder()
+    let timeout = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(OPERATION_TIMEOUT)
@@ -167,37 +173,113 @@ pub fn client_policy() -> (
     (retry, timeout)
 }
 
-/// A DynamoDB client for these settings, with [`client_policy`]'s retries and timeouts.
-pub fn dynamodb_client(settings: &AwsSettings) -> aws_sdk_dynamodb::Client {
-    let (retry, timeout) = client_policy();
-    let mut builder = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new(
-            settings.region.clone(),
-        ))
-        .credentials_provider(settings.credentials.clone())
-        .http_client(http_client())
-        .retry_config(retry)
-        .timeout_config(timeout);
-    if let Some(endpoint) = &settings.endpoint {
-        builder = builder.endpoint_url(endpoint);
-    }
-    aws_sdk_dynamodb::Client::from_conf(builder.build())
+/// The one way this crate builds an SDK client, whatever the service: the settings'
+/// region and static credentials, the shared [`http_client`], an endpoint override, and
+/// a retry and timeout policy.
+///
+/// ```ignore
+/// let dynamodb: aws_sdk_dynamodb::Client = ClientBuilder::new(&settings).build();
+/// let management: aws_sdk_apigatewaymanagement::Client = ClientBuilder::new(&settings)
+///     .endpoint(Some("https://abc.execute-api.eu-west-1.amazonaws.com/ws"))
+///     .policy(RetryConfig::disabled(), TimeoutConfig::disabled())
+///     .build();
+/// ```
+#[derive(Clone, Debug)]
+pub struct ClientBuilder<'a> {
+    settings: &'a AwsSettings,
+    endpoint: Option<&'a str>,
+    policy: Option<(RetryConfig, TimeoutConfig)>,
 }
 
-/// An `@connections` client for one management endpoint (`https://{domain}/{stage}`).
+impl<'a> ClientBuilder<'a> {
+    /// A client of `settings`: their endpoint override if any, [`client_policy`]'s
+    /// retries and timeouts.
+    pub fn new(settings: &'a AwsSettings) -> Self {
+        Self {
+            settings,
+            endpoint: settings.endpoint.as_deref(),
+            policy: Some(client_policy()),
+        }
+    }
+
+    /// Replaces the endpoint (`None`: the service's regional endpoint).
+    pub fn endpoint(mut self, endpoint: Option<&'a str>) -> Self {
+        self.endpoint = endpoint;
+        self
+    }
+
+    /// Replaces the retry and timeout policy.
+    pub fn policy(mut self, retry: RetryConfig, timeout: TimeoutConfig) -> Self {
+        self.policy = Some((retry, timeout));
+        self
+    }
+
+    /// Leaves retries and timeouts to the SDK's defaults.
+    pub fn sdk_default_policy(mut self) -> Self {
+        self.policy = None;
+        self
+    }
+
+    /// The client.
+    pub fn build<C: SdkClient>(&self) -> C {
+        C::from_builder(self)
+    }
+}
+
+/// An SDK client [`ClientBuilder`] can build: DynamoDB, SQS, `@connections`.
+pub trait SdkClient: sealed::Sealed + Sized {
+    /// Builds the client as `builder` says.
+    fn from_builder(builder: &ClientBuilder<'_>) -> Self;
+}
+
+mod sealed {
+    /// Only the SDK clients of this crate are [`SdkClient`](super::SdkClient)s.
+    pub trait Sealed {}
+}
+
+/// Implements [`SdkClient`] for SDK crates, whose config builders have the same methods
+/// but no common trait.
+macro_rules! sdk_client {
+    ($($sdk:ident),+ $(,)?) => {$(
+        impl sealed::Sealed for $sdk::Client {}
+
+        impl SdkClient for $sdk::Client {
+            fn from_builder(builder: &ClientBuilder<'_>) -> Self {
+                let mut config = $sdk::Config::builder()
+                    .behavior_version($sdk::config::BehaviorVersion::latest())
+                    .region($sdk::config::Region::new(builder.settings.region.clone()))
+                    .credentials_provider(builder.settings.credentials.clone())
+                    .http_client(http_client());
+                if let Some((retry, timeout)) = &builder.policy {
+                    config = config
+                        .retry_config(retry.clone())
+                        .timeout_config(timeout.clone());
+                }
+                if let Some(endpoint) = builder.endpoint {
+                    config = config.endpoint_url(endpoint);
+                }
+                $sdk::Client::from_conf(config.build())
+            }
+        }
+    )+};
+}
+
+sdk_client!(aws_sdk_dynamodb, aws_sdk_sqs, aws_sdk_apigatewaymanagement);
+
+/// A DynamoDB client for these settings, with [`client_policy`]'s retries and timeouts.
+pub fn dynamodb_client(settings: &AwsSettings) -> aws_sdk_dynamodb::Client {
+    ClientBuilder::new(settings).build()
+}
+
+/// An `@connections` client for one management endpoint (`https://{domain}/{stage}`),
+/// with the SDK's default retries and timeouts; [`connections::ManagementApi`] builds
+/// its clients with its own policy instead.
 pub fn management_client(
     settings: &AwsSettings,
     endpoint: &str,
 ) -> aws_sdk_apigatewaymanagement::Client {
-    let config = aws_sdk_apigatewaymanagement::Config::builder()
-        .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())
-        .region(aws_sdk_apigatewaymanagement::config::Region::new(
-            settings.region.clone(),
-        ))
-        .credentials_provider(settings.credentials.clone())
-        .http_client(http_client())
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_apigatewaymanagement::Client::from_conf(config)
+    ClientBuilder::new(settings)
+        .endpoint(Some(endpoint))
+        .sdk_default_policy()
+        .build()
 }

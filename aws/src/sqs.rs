@@ -83,7 +83,7 @@ use aws_sdk_sqs::types::{
     QueueAttributeName,
 };
 
-use crate::{AwsSettings, client_policy, http_client};
+use crate::{AwsSettings, ClientBuilder};
 use switchboard_core::names::queue::{sqs_fifo_name, stage_prefix, valid_fifo_name};
 use switchboard_core::queue::{
     MAX_RECEIVE_BATCH, MAX_VISIBILITY_TIMEOUT, OutgoingMessage, Queue, QueueError, QueueSettings,
@@ -136,20 +136,9 @@ const RECEIVE_ATTRIBUTES: [MessageSystemAttributeName; 5] = [
 
 /// An SQS client for these settings (one shared HTTP client, static credentials,
 /// explicit region, the endpoint override if any), with the retries and timeouts of
-/// [`client_policy`] (standard mode, 3 attempts, calls bounded by 9 s).
+/// [`client_policy`](crate::client_policy) (standard mode, 3 attempts, calls bounded by 9 s).
 pub fn sqs_client(settings: &AwsSettings) -> Client {
-    let (retry, timeout) = client_policy();
-    let mut builder = aws_sdk_sqs::Config::builder()
-        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-        .region(aws_sdk_sqs::config::Region::new(settings.region.clone()))
-        .credentials_provider(settings.credentials.clone())
-        .http_client(http_client())
-        .retry_config(retry)
-        .timeout_config(timeout);
-    if let Some(endpoint) = &settings.endpoint {
-        builder = builder.endpoint_url(endpoint);
-    }
-    Client::from_conf(builder.build())
+    ClientBuilder::new(settings).build()
 }
 
 /// How logical queue names map to SQS queues: explicit URLs, then an optional naming

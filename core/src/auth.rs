@@ -1,17 +1,23 @@
 //! The `$connect` authorizer hook: API Gateway's Lambda REQUEST authorizer contract.
 //!
-//! The local gateway calls an [`Authorizer`] on every upgrade with the same request API
+//! The local gateway calls an [`Authorizer`] on every upgrade (and, when it stands in for
+//! the HTTP API's authorizer, on every `/http/*` request) with the same request API
 //! Gateway sends to a REQUEST authorizer, and evaluates the returned IAM policy the way
 //! API Gateway does: no policy allowing `execute-api:Invoke` on the `methodArn` means 403.
+//! Both paths go through one request builder ([`AuthorizerInput`]) and one decision
+//! ([`authorize`]).
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequestTypeRequest,
-    ApiGatewayCustomAuthorizerResponse,
+    ApiGatewayCustomAuthorizerRequestTypeRequestContext,
+    ApiGatewayCustomAuthorizerRequestTypeRequestIdentity, ApiGatewayCustomAuthorizerResponse,
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
+use aws_lambda_events::query_map::QueryMap;
+use http::{HeaderMap, Method};
 use serde_json::{Map, Value};
 
 use crate::identity::Identity;
@@ -167,6 +173,126 @@ pub fn evaluate(response: &ApiGatewayCustomAuthorizerResponse, method_arn: &str)
     Decision::Allow(Identity::new(principal, context))
 }
 
+/// Which API asks the authorizer, with what only that API puts in the request.
+#[derive(Clone, Debug)]
+pub enum AuthorizerApi {
+    /// A WebSocket API's `$connect` upgrade: `requestContext` carries a request id and
+    /// the caller's source IP.
+    WebSocket {
+        /// `requestContext.requestId`.
+        request_id: String,
+        /// `requestContext.identity.sourceIp`.
+        source_ip: Option<String>,
+    },
+    /// An HTTP API request: its method, and its path at the top level of the request.
+    Http {
+        /// `httpMethod`.
+        method: Method,
+    },
+}
+
+/// A request as a REQUEST authorizer is asked about it: what the WebSocket upgrade and
+/// the HTTP API share, plus the [`AuthorizerApi`]'s own part.
+#[derive(Clone, Debug)]
+pub struct AuthorizerInput {
+    /// Which API asks.
+    pub api: AuthorizerApi,
+    /// The `methodArn` the policy must allow ([`method_arn`], [`http_method_arn`]).
+    pub method_arn: String,
+    /// `requestContext.apiId`.
+    pub api_id: String,
+    /// `requestContext.stage`.
+    pub stage: String,
+    /// The request path (`requestContext.path`).
+    pub path: String,
+    /// The request headers.
+    pub headers: HeaderMap,
+    /// The query string, one value per name ([`single_values`]).
+    pub query: QueryMap,
+}
+
+impl AuthorizerInput {
+    /// The request API Gateway sends a REQUEST authorizer for this input.
+    pub fn into_request(self) -> ApiGatewayCustomAuthorizerRequestTypeRequest {
+        let mut request = ApiGatewayCustomAuthorizerRequestTypeRequest::default();
+        request.type_ = Some("REQUEST".to_owned());
+        request.method_arn = Some(self.method_arn);
+        request.headers = self.headers;
+        request.query_string_parameters = self.query;
+        let mut context = ApiGatewayCustomAuthorizerRequestTypeRequestContext::default();
+        context.stage = Some(self.stage);
+        context.apiid = Some(self.api_id);
+        context.path = Some(self.path.clone());
+        match self.api {
+            AuthorizerApi::WebSocket {
+                request_id,
+                source_ip,
+            } => {
+                context.request_id = Some(request_id);
+                let mut identity = ApiGatewayCustomAuthorizerRequestTypeRequestIdentity::default();
+                identity.source_ip = source_ip;
+                context.identity = Some(identity);
+            }
+            AuthorizerApi::Http { method } => {
+                request.http_method = Some(method);
+                request.path = Some(self.path);
+            }
+        }
+        request.request_context = context;
+        request
+    }
+}
+
+/// Why API Gateway refuses a request after asking its authorizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// No identity source (the authorizer said [`AuthError::Unauthorized`]): 401.
+    Unauthorized,
+    /// The policy does not allow the request: 403.
+    Forbidden,
+    /// The authorizer failed or returned an invalid result (logged): 500.
+    Failed,
+}
+
+impl Refused {
+    /// The HTTP status API Gateway answers.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::Failed => 500,
+        }
+    }
+}
+
+/// Asks `authorizer` about `request` and decides as API Gateway does: the identity when
+/// the result's policy allows the request's `methodArn` ([`evaluate`]), else why not.
+/// Failures and invalid results are logged as errors, a missing identity at debug level.
+pub async fn authorize(
+    authorizer: &dyn Authorizer,
+    request: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+) -> Result<Identity, Refused> {
+    let method_arn = request.method_arn.as_deref().unwrap_or_default();
+    match authorizer.authorize(request).await {
+        Ok(result) => match evaluate(&result, method_arn) {
+            Decision::Allow(identity) => Ok(identity),
+            Decision::Deny => Err(Refused::Forbidden),
+            Decision::Invalid(why) => {
+                tracing::error!(reason = %why, "authorizer returned an invalid result");
+                Err(Refused::Failed)
+            }
+        },
+        Err(AuthError::Unauthorized(why)) => {
+            tracing::debug!(reason = %why, "request unauthorized");
+            Err(Refused::Unauthorized)
+        }
+        Err(AuthError::Failed(why)) => {
+            tracing::error!(reason = %why, "authorizer failed");
+            Err(Refused::Failed)
+        }
+    }
+}
+
 /// IAM-style wildcard match: `*` any run, `?` one character.
 fn glob(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
@@ -195,6 +321,19 @@ fn glob(pattern: &str, text: &str) -> bool {
 /// `arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/$connect`.
 pub fn method_arn(region: &str, account: &str, api_id: &str, stage: &str) -> String {
     format!("arn:aws:execute-api:{region}:{account}:{api_id}/{stage}/$connect")
+}
+
+/// `arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{METHOD}{path}`: the
+/// `methodArn` of an HTTP API request.
+pub fn http_method_arn(
+    region: &str,
+    account: &str,
+    api_id: &str,
+    stage: &str,
+    method: &Method,
+    path: &str,
+) -> String {
+    format!("arn:aws:execute-api:{region}:{account}:{api_id}/{stage}/{method}{path}")
 }
 
 /// Flattens a query string into API Gateway's single-value map (last value wins).
@@ -299,6 +438,99 @@ mod tests {
             evaluate(&policy("a", IamPolicyEffect::Allow, ARN, nested), ARN),
             Decision::Invalid(_)
         ));
+    }
+
+    /// Allows `user`, refuses anyone else with a policy, fails on `boom`.
+    struct Fixed;
+
+    #[async_trait]
+    impl Authorizer for Fixed {
+        async fn authorize(
+            &self,
+            request: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+        ) -> Result<ApiGatewayCustomAuthorizerResponse, AuthError> {
+            let arn = request.method_arn.as_deref().unwrap_or_default();
+            match request.query_string_parameters.first("user") {
+                None => Err(AuthError::Unauthorized("no user".to_owned())),
+                Some("boom") => Err(AuthError::Failed("boom".to_owned())),
+                Some("alice") => Ok(policy("alice", IamPolicyEffect::Allow, arn, Map::new())),
+                Some(other) => Ok(policy(other, IamPolicyEffect::Deny, arn, Map::new())),
+            }
+        }
+    }
+
+    fn input(api: AuthorizerApi, user: Option<&str>) -> AuthorizerInput {
+        AuthorizerInput {
+            api,
+            method_arn: ARN.to_owned(),
+            api_id: "abc".to_owned(),
+            stage: "ws".to_owned(),
+            path: "/".to_owned(),
+            headers: HeaderMap::new(),
+            query: QueryMap::from(single_values(
+                &user.map(|u| format!("user={u}")).unwrap_or_default(),
+            )),
+        }
+    }
+
+    #[test]
+    fn authorizer_requests_of_each_api() {
+        let ws = input(
+            AuthorizerApi::WebSocket {
+                request_id: "r-1".to_owned(),
+                source_ip: Some("127.0.0.1".to_owned()),
+            },
+            Some("alice"),
+        )
+        .into_request();
+        assert_eq!(ws.type_.as_deref(), Some("REQUEST"));
+        assert_eq!(ws.method_arn.as_deref(), Some(ARN));
+        assert_eq!(ws.http_method, None);
+        assert_eq!(ws.path, None);
+        assert_eq!(ws.request_context.request_id.as_deref(), Some("r-1"));
+        assert_eq!(
+            ws.request_context
+                .identity
+                .as_ref()
+                .and_then(|i| i.source_ip.as_deref()),
+            Some("127.0.0.1")
+        );
+        let http = input(
+            AuthorizerApi::Http {
+                method: Method::POST,
+            },
+            None,
+        )
+        .into_request();
+        assert_eq!(http.http_method, Some(Method::POST));
+        assert_eq!(http.path.as_deref(), Some("/"));
+        assert_eq!(http.request_context.path.as_deref(), Some("/"));
+        assert_eq!(http.request_context.stage.as_deref(), Some("ws"));
+        assert_eq!(http.request_context.apiid.as_deref(), Some("abc"));
+        assert!(http.request_context.identity.is_none());
+        assert!(http.request_context.request_id.is_none());
+        assert_eq!(
+            http_method_arn("local", "0", "abc", "$default", &Method::GET, "/http/me"),
+            "arn:aws:execute-api:local:0:abc/$default/GET/http/me"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_decision_for_every_api() {
+        let ask = |user: Option<&'static str>| async move {
+            let api = AuthorizerApi::Http {
+                method: Method::GET,
+            };
+            authorize(&Fixed, &input(api, user).into_request()).await
+        };
+        assert!(matches!(ask(Some("alice")).await, Ok(i) if i.principal_id() == Some("alice")));
+        assert_eq!(ask(Some("mallory")).await, Err(Refused::Forbidden));
+        assert_eq!(ask(None).await, Err(Refused::Unauthorized));
+        assert_eq!(ask(Some("boom")).await, Err(Refused::Failed));
+        assert_eq!(
+            [Refused::Unauthorized, Refused::Forbidden, Refused::Failed].map(Refused::status),
+            [401, 403, 500]
+        );
     }
 
     #[test]

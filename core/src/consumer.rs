@@ -39,7 +39,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::{ConnectionRecord, Member};
-use crate::context::Target;
+use crate::context::{Outbox, Target};
 use crate::identity::Identity;
 use crate::queue::envelope::{self, Sender};
 use crate::registry::SourceLocation;
@@ -325,55 +325,56 @@ impl QueueCtx {
 
     /// Application state of type `S`, if the app provided one.
     pub fn state<S: Clone + Send + Sync + 'static>(&self) -> Option<S> {
-        self.services.states.get::<S>()
+        self.outbox().state()
     }
 
     fn me(&self) -> Option<&str> {
         Some(self.sender.connection_id.as_str()).filter(|c| !c.is_empty())
     }
 
+    /// The shared operations, as the consumer of a message: "me" is the connection that
+    /// sent it. A failed lookup is reported as `internal` (logged), as consumers always
+    /// have; a failed send's lookup as in every context.
+    fn outbox(&self) -> Outbox<'_> {
+        Outbox::new(&self.services)
+            .me(self.me())
+            .lookup_error(WsError::internal)
+    }
+
     /// Sends to the connection the message came from (if it is still open; a closed one
     /// counts as `gone` in the [`Delivery`](crate::Delivery)).
     pub fn sender(&self) -> Target<'_> {
-        Target::connection(&self.services, self.me(), self.sender.connection_id.clone())
+        self.outbox().connection(self.sender.connection_id.clone())
     }
 
     /// Sends to one connection.
     pub fn connection(&self, connection_id: impl Into<String>) -> Target<'_> {
-        Target::connection(&self.services, self.me(), connection_id.into())
+        self.outbox().connection(connection_id)
     }
 
     /// Sends to every connection of a user.
     pub fn user(&self, username: impl Into<String>) -> Target<'_> {
-        Target::user(&self.services, self.me(), username.into())
+        self.outbox().user(username)
     }
 
     /// Sends to every member of a room.
     pub fn room(&self, room: impl Into<String>) -> Target<'_> {
-        Target::room(&self.services, self.me(), room.into())
+        self.outbox().room(room)
     }
 
     /// Sends to every open connection.
     pub fn broadcast(&self) -> Target<'_> {
-        Target::everyone(&self.services, self.me())
+        self.outbox().broadcast()
     }
 
     /// The members of a room.
     pub async fn members(&self, room: &str) -> Result<Vec<Member>, WsError> {
-        self.services
-            .store
-            .room_members(room)
-            .await
-            .map_err(WsError::internal)
+        self.outbox().members(room).await
     }
 
     /// The open connections of a user.
     pub async fn connections_of(&self, username: &str) -> Result<Vec<ConnectionRecord>, WsError> {
-        self.services
-            .store
-            .user_connections(username)
-            .await
-            .map_err(WsError::internal)
+        self.outbox().connections_of(username).await
     }
 }
 

@@ -1,12 +1,19 @@
 //! [`Ctx`]: what a handler can do besides returning a reply — send to connections, users,
 //! rooms and everyone, manage room membership, close connections, see who is connected.
+//!
+//! What every context shares — sends ([`Target`]), connection, room and member lookups,
+//! application state — is written once, in [`Outbox`]; [`Ctx`],
+//! [`QueueCtx`](crate::QueueCtx) and [`HttpCtx`](crate::http::HttpCtx) expose it with
+//! their own idea of "me".
 
 use std::sync::Arc;
 
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::backend::{ConnectionRecord, MAX_MESSAGE_BYTES, Member, PostError};
+use crate::backend::{
+    ConnectionRecord, MAX_MESSAGE_BYTES, Member, PostError, RoomSummary, StoreError,
+};
 use crate::identity::Identity;
 use crate::queue::SendReceipt;
 use crate::request::{Services, WsRequest};
@@ -85,7 +92,7 @@ impl Ctx {
 
     /// Application state of type `S`, if the app provided one.
     pub fn state<S: Clone + Send + Sync + 'static>(&self) -> Option<S> {
-        self.req.services().states.get::<S>()
+        self.outbox().state()
     }
 
     pub(crate) fn services(&self) -> &Arc<Services> {
@@ -104,31 +111,30 @@ impl Ctx {
 
     /// Sends to one connection.
     pub fn connection(&self, connection_id: impl Into<String>) -> Target<'_> {
-        self.target(TargetKind::Connection(connection_id.into()))
+        self.outbox().connection(connection_id)
     }
 
     /// Sends to every connection of a user.
     pub fn user(&self, username: impl Into<String>) -> Target<'_> {
-        self.target(TargetKind::User(username.into()))
+        self.outbox().user(username)
     }
 
     /// Sends to every member of a room.
     pub fn room(&self, room: impl Into<String>) -> Target<'_> {
-        self.target(TargetKind::Room(room.into()))
+        self.outbox().room(room)
     }
 
     /// Sends to every open connection.
     pub fn broadcast(&self) -> Target<'_> {
-        self.target(TargetKind::Everyone)
+        self.outbox().broadcast()
     }
 
-    fn target(&self, kind: TargetKind) -> Target<'_> {
-        Target::new(
-            self.services(),
-            Some(self.connection_id()),
-            self.connecting(),
-            kind,
-        )
+    /// The shared operations, as the caller: "me" is the caller's connection, which a
+    /// send during its own `$connect` must not forget.
+    fn outbox(&self) -> Outbox<'_> {
+        Outbox::new(self.services())
+            .me(Some(self.connection_id()))
+            .protect(self.connecting())
     }
 
     /// The caller's id during its own `$connect`: its socket is not open yet, so a send
@@ -193,38 +199,22 @@ impl Ctx {
 
     /// The rooms the caller is in.
     pub async fn rooms(&self) -> Result<Vec<String>, WsError> {
-        self.services()
-            .store
-            .rooms_of(self.connection_id())
-            .await
-            .map_err(WsError::from)
+        self.outbox().rooms_of(self.connection_id()).await
     }
 
     /// The members of a room.
     pub async fn members(&self, room: &str) -> Result<Vec<Member>, WsError> {
-        self.services()
-            .store
-            .room_members(room)
-            .await
-            .map_err(WsError::from)
+        self.outbox().members(room).await
     }
 
     /// Every open connection's record.
     pub async fn connections(&self) -> Result<Vec<ConnectionRecord>, WsError> {
-        self.services()
-            .store
-            .list_connections()
-            .await
-            .map_err(WsError::from)
+        self.outbox().connections().await
     }
 
     /// The connections of one user.
     pub async fn connections_of(&self, username: &str) -> Result<Vec<ConnectionRecord>, WsError> {
-        self.services()
-            .store
-            .user_connections(username)
-            .await
-            .map_err(WsError::from)
+        self.outbox().connections_of(username).await
     }
 
     /// Closes a connection (`DELETE @connections/{id}`); its `$disconnect` follows.
@@ -316,48 +306,145 @@ enum TargetKind {
     Everyone,
 }
 
-/// Recipients of a send: built by [`Ctx::connection`], [`Ctx::user`], [`Ctx::room`] or
-/// [`Ctx::broadcast`].
+/// The one home of what [`Ctx`], [`QueueCtx`](crate::QueueCtx) and
+/// [`HttpCtx`](crate::http::HttpCtx) share: sends, lookups in the connection store and
+/// application state. Each context builds one (cheap: references and a function
+/// pointer) and delegates its methods to it, so the contexts differ only in the
+/// settings below.
+#[derive(Clone, Copy)]
+pub(crate) struct Outbox<'a> {
+    services: &'a Arc<Services>,
+    /// Who [`Target::except_me`] leaves out: the caller ([`Ctx`]), the connection that
+    /// sent the message ([`QueueCtx`](crate::QueueCtx)), nobody
+    /// ([`HttpCtx`](crate::http::HttpCtx)).
+    me: Option<&'a str>,
+    /// The connection whose record a gone send must not remove: the caller during its
+    /// own `$connect` (its socket is not open yet). Only [`Ctx`] sets it.
+    protect: Option<&'a str>,
+    /// How a failed lookup (`members`, `connections_of`, ...) reaches the handler:
+    /// [`WsError::from`] (`store_unavailable`, 503, when the store is down) unless a
+    /// context says otherwise.
+    lookup_error: fn(StoreError) -> WsError,
+}
+
+impl<'a> Outbox<'a> {
+    /// The shared operations over `services`, with no "me" and nothing protected.
+    pub(crate) fn new(services: &'a Arc<Services>) -> Self {
+        Self {
+            services,
+            me: None,
+            protect: None,
+            lookup_error: WsError::from,
+        }
+    }
+
+    /// Sets who "me" is (see [`Target::except_me`]).
+    pub(crate) fn me(mut self, me: Option<&'a str>) -> Self {
+        self.me = me;
+        self
+    }
+
+    /// Sets the connection whose record a gone send must keep.
+    pub(crate) fn protect(mut self, protect: Option<&'a str>) -> Self {
+        self.protect = protect;
+        self
+    }
+
+    /// Sets how a failed lookup is reported.
+    pub(crate) fn lookup_error(mut self, map: fn(StoreError) -> WsError) -> Self {
+        self.lookup_error = map;
+        self
+    }
+
+    /// Application state of type `S`, if the app provided one.
+    pub(crate) fn state<S: Clone + Send + Sync + 'static>(self) -> Option<S> {
+        self.services.states.get::<S>()
+    }
+
+    /// Sends to one connection.
+    pub(crate) fn connection(self, connection_id: impl Into<String>) -> Target<'a> {
+        Target::new(self, TargetKind::Connection(connection_id.into()))
+    }
+
+    /// Sends to every connection of a user.
+    pub(crate) fn user(self, username: impl Into<String>) -> Target<'a> {
+        Target::new(self, TargetKind::User(username.into()))
+    }
+
+    /// Sends to every member of a room.
+    pub(crate) fn room(self, room: impl Into<String>) -> Target<'a> {
+        Target::new(self, TargetKind::Room(room.into()))
+    }
+
+    /// Sends to every open connection.
+    pub(crate) fn broadcast(self) -> Target<'a> {
+        Target::new(self, TargetKind::Everyone)
+    }
+
+    /// Every room with members, and how many connections are in each.
+    pub(crate) async fn rooms(self) -> Result<Vec<RoomSummary>, WsError> {
+        self.services.store.rooms().await.map_err(self.lookup_error)
+    }
+
+    /// The rooms one connection is in.
+    pub(crate) async fn rooms_of(self, connection_id: &str) -> Result<Vec<String>, WsError> {
+        self.services
+            .store
+            .rooms_of(connection_id)
+            .await
+            .map_err(self.lookup_error)
+    }
+
+    /// The members of a room.
+    pub(crate) async fn members(self, room: &str) -> Result<Vec<Member>, WsError> {
+        self.services
+            .store
+            .room_members(room)
+            .await
+            .map_err(self.lookup_error)
+    }
+
+    /// Every open connection's record.
+    pub(crate) async fn connections(self) -> Result<Vec<ConnectionRecord>, WsError> {
+        self.services
+            .store
+            .list_connections()
+            .await
+            .map_err(self.lookup_error)
+    }
+
+    /// The open connections of one user.
+    pub(crate) async fn connections_of(
+        self,
+        username: &str,
+    ) -> Result<Vec<ConnectionRecord>, WsError> {
+        self.services
+            .store
+            .user_connections(username)
+            .await
+            .map_err(self.lookup_error)
+    }
+}
+
+/// Recipients of a send: built by `connection(..)`, `user(..)`, `room(..)` or
+/// `broadcast()` of a context ([`Ctx`], [`QueueCtx`](crate::QueueCtx),
+/// [`HttpCtx`](crate::http::HttpCtx)).
 #[must_use = "a target does nothing until you call .send(...)"]
 pub struct Target<'a> {
-    services: &'a Arc<Services>,
-    me: Option<&'a str>,
-    protect: Option<&'a str>,
+    outbox: Outbox<'a>,
     kind: TargetKind,
     except: Option<String>,
 }
 
 impl<'a> Target<'a> {
-    fn new(
-        services: &'a Arc<Services>,
-        me: Option<&'a str>,
-        protect: Option<&'a str>,
-        kind: TargetKind,
-    ) -> Self {
+    fn new(outbox: Outbox<'a>, kind: TargetKind) -> Self {
         Self {
-            services,
-            me,
-            protect,
+            outbox,
             kind,
             except: None,
         }
     }
 
-    pub(crate) fn connection(services: &'a Arc<Services>, me: Option<&'a str>, id: String) -> Self {
-        Self::new(services, me, None, TargetKind::Connection(id))
-    }
-
-    pub(crate) fn user(services: &'a Arc<Services>, me: Option<&'a str>, user: String) -> Self {
-        Self::new(services, me, None, TargetKind::User(user))
-    }
-
-    pub(crate) fn room(services: &'a Arc<Services>, me: Option<&'a str>, room: String) -> Self {
-        Self::new(services, me, None, TargetKind::Room(room))
-    }
-
-    pub(crate) fn everyone(services: &'a Arc<Services>, me: Option<&'a str>) -> Self {
-        Self::new(services, me, None, TargetKind::Everyone)
-    }
     /// Leaves one connection out (e.g. the sender).
     pub fn except(mut self, connection_id: impl Into<String>) -> Self {
         self.except = Some(connection_id.into());
@@ -367,7 +454,7 @@ impl<'a> Target<'a> {
     /// Leaves the caller out (in a queue consumer: the connection that sent the
     /// message).
     pub fn except_me(self) -> Self {
-        match self.me {
+        match self.outbox.me {
             Some(me) => {
                 let me = me.to_owned();
                 self.except(me)
@@ -394,7 +481,7 @@ impl<'a> Target<'a> {
         if frame.len() > MAX_MESSAGE_BYTES {
             return Err(too_large_error(frame.len(), MAX_MESSAGE_BYTES));
         }
-        let store = &self.services.store;
+        let store = &self.outbox.services.store;
         let ids: Vec<String> = match self.kind {
             TargetKind::Connection(id) => vec![id],
             TargetKind::User(user) => store
@@ -417,7 +504,7 @@ impl<'a> Target<'a> {
         let ids = ids
             .into_iter()
             .filter(|id| except.as_deref() != Some(id.as_str()));
-        deliver(self.services, self.protect, ids, &frame).await
+        deliver(self.outbox.services, self.outbox.protect, ids, &frame).await
     }
 }
 

@@ -18,8 +18,8 @@
 //! | [`HttpCtx`] | the connection store and the `@connections` API: `rooms`, `members`, `connections`, `room(r).send(..)`, ... |
 //! | [`State<S>`](crate::State) | a value given to `App::state(..)`, by type |
 //!
-//! Every error leaves as JSON, `{"error":{"code":..,"message":..}}`: [`HttpError`], an
-//! unknown path (404), a wrong method (405), a body axum's extractors refuse. Only the
+//! Every error leaves as JSON, `{"error":{"code":..,"message":..}}`: a [`WsError`]
+//! (also named [`HttpError`]), an unknown path (404), a wrong method (405), a body axum's extractors refuse. Only the
 //! gateway's own refusal of a missing or bad token looks like API Gateway's:
 //! `401 {"message":"Unauthorized"}`.
 
@@ -41,7 +41,7 @@ use tower::ServiceExt;
 pub use axum::{self, Router};
 
 use crate::backend::{ConnectionRecord, ConnectionStore, ConnectionsClient, Member, RoomSummary};
-use crate::context::Target;
+use crate::context::{Outbox, Target};
 use crate::extract::State;
 use crate::identity::Identity;
 
@@ -57,94 +57,18 @@ pub const ROLE: &str = "http";
 /// Error bodies up to this size are rewritten as JSON; larger ones are replaced.
 const MAX_ERROR_BODY: usize = 16 * 1024;
 
-/// An error answered as `{"error":{"code":..,"message":..}}` with its HTTP status.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{status} {code}: {message}")]
-pub struct HttpError {
-    status: StatusCode,
-    code: Cow<'static, str>,
-    message: Cow<'static, str>,
-}
+/// The error of an HTTP handler: the same type as [`WsError`], kept under this name for
+/// HTTP code. It is answered as `{"error":{"code":..,"message":..}}` with its status.
+pub type HttpError = WsError;
 
-impl HttpError {
-    /// An error with a status, a machine-readable code and a message for people.
-    pub fn new(
-        status: StatusCode,
-        code: impl Into<Cow<'static, str>>,
-        message: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        Self {
-            status,
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-
-    /// 400 `bad_request`.
-    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-
-    /// 401 `unauthorized`.
-    pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-    }
-
-    /// 403 `forbidden`.
-    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
-    }
-
-    /// 404 `not_found`.
-    pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
-    }
-
-    /// 500 `internal`: the detail is logged, the caller sees only "internal error".
-    pub fn internal(detail: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %detail, "internal error in an HTTP handler");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
-    }
-
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// The machine-readable code.
-    pub fn code(&self) -> &str {
-        &self.code
-    }
-
-    /// The message.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl IntoResponse for HttpError {
+/// A handler's error as an HTTP response: `{"error":{"code":..,"message":..}}` with its
+/// status (500 when the status is not a valid HTTP status). An internal error was logged
+/// when it was made.
+impl IntoResponse for WsError {
     fn into_response(self) -> Response {
-        error_response(self.status, &self.code, &self.message)
-    }
-}
-
-/// A handler's [`WsError`] (e.g. from `ctx.room(r).send(..)`) keeps its status, code
-/// and message; an internal one was logged when it was made.
-impl From<WsError> for HttpError {
-    fn from(e: WsError) -> Self {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        Self::new(status, e.code().to_owned(), e.message().to_owned())
-    }
-}
-
-/// An unavailable store is `503 store_unavailable`; any other store error `internal`.
-impl From<crate::backend::StoreError> for HttpError {
-    fn from(e: crate::backend::StoreError) -> Self {
-        WsError::from(e).into()
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        error_response(status, self.code(), self.message())
     }
 }
 
@@ -325,7 +249,12 @@ impl HttpCtx {
 
     /// Application state of type `S`, if the app provided one.
     pub fn state<S: Clone + Send + Sync + 'static>(&self) -> Option<S> {
-        self.services.states.get::<S>()
+        self.outbox().state()
+    }
+
+    /// The shared operations, from outside any socket: no "me".
+    fn outbox(&self) -> Outbox<'_> {
+        Outbox::new(&self.services)
     }
 
     /// The connection store.
@@ -340,47 +269,47 @@ impl HttpCtx {
 
     /// Every room with members, and how many connections are in each.
     pub async fn rooms(&self) -> Result<Vec<RoomSummary>, HttpError> {
-        Ok(self.services.store.rooms().await?)
+        self.outbox().rooms().await
     }
 
     /// The members of a room.
     pub async fn members(&self, room: &str) -> Result<Vec<Member>, HttpError> {
-        Ok(self.services.store.room_members(room).await?)
+        self.outbox().members(room).await
     }
 
     /// The rooms one connection is in.
     pub async fn rooms_of(&self, connection_id: &str) -> Result<Vec<String>, HttpError> {
-        Ok(self.services.store.rooms_of(connection_id).await?)
+        self.outbox().rooms_of(connection_id).await
     }
 
     /// Every open connection's record.
     pub async fn connections(&self) -> Result<Vec<ConnectionRecord>, HttpError> {
-        Ok(self.services.store.list_connections().await?)
+        self.outbox().connections().await
     }
 
     /// The open connections of one user.
     pub async fn connections_of(&self, username: &str) -> Result<Vec<ConnectionRecord>, HttpError> {
-        Ok(self.services.store.user_connections(username).await?)
+        self.outbox().connections_of(username).await
     }
 
     /// Sends to one connection: `.send(&msg).await?`.
     pub fn connection(&self, connection_id: impl Into<String>) -> Target<'_> {
-        Target::connection(&self.services, None, connection_id.into())
+        self.outbox().connection(connection_id)
     }
 
     /// Sends to every connection of a user.
     pub fn user(&self, username: impl Into<String>) -> Target<'_> {
-        Target::user(&self.services, None, username.into())
+        self.outbox().user(username)
     }
 
     /// Sends to every member of a room.
     pub fn room(&self, room: impl Into<String>) -> Target<'_> {
-        Target::room(&self.services, None, room.into())
+        self.outbox().room(room)
     }
 
     /// Sends to every open connection.
     pub fn broadcast(&self) -> Target<'_> {
-        Target::everyone(&self.services, None)
+        self.outbox().broadcast()
     }
 }
 
@@ -591,6 +520,8 @@ mod tests {
             "method_not_allowed"
         );
         assert_eq!(status_code_name(StatusCode::IM_A_TEAPOT), "http_418");
+        // `HttpError` is `WsError`: the conversion HTTP code used to write still compiles.
+        #[allow(clippy::useless_conversion)]
         let e = HttpError::from(WsError::new("not_in_room", "no").with_status(403));
         assert_eq!(e.status(), StatusCode::FORBIDDEN);
         assert_eq!(e.code(), "not_in_room");

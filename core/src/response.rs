@@ -1,6 +1,7 @@
 //! What handlers return: route responses ([`Frame`], [`IntoWsResponse`]) and errors
-//! ([`WsError`]), which reach the sender as error frames
-//! `{"error":{"code":..,"message":..,"route":..}}`.
+//! ([`WsError`]), which reach a WebSocket sender as error frames
+//! `{"error":{"code":..,"message":..,"route":..}}` and an HTTP caller as
+//! `{"error":{"code":..,"message":..}}` with the error's status.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -125,11 +126,16 @@ impl fmt::Debug for Frame {
     }
 }
 
-/// An error a handler (or the framework) reports to the sender as an error frame:
-/// `{"error":{"code":"..","message":"..","route":".."}}`.
+/// An error a handler (or the framework) reports: the one error type of WebSocket and
+/// HTTP handlers alike.
 ///
-/// On `$connect` the error's [`status`](Self::status) becomes the HTTP status of the
-/// refused upgrade.
+/// - Over WebSocket it reaches the sender as an error frame ([`to_frame`](Self::to_frame)):
+///   `{"error":{"code":"..","message":"..","route":".."}}`. On `$connect` the error's
+///   [`status`](Self::status) becomes the HTTP status of the refused upgrade.
+/// - From an HTTP handler it is the response (axum's `IntoResponse`, implemented in
+///   [`crate::http`]): `{"error":{"code":"..","message":".."}}` with its status
+///   (500 if the status is not a valid HTTP status). [`HttpError`](crate::http::HttpError)
+///   is the same type.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct WsError {
@@ -146,6 +152,11 @@ impl WsError {
             message: message.into(),
             status: 400,
         }
+    }
+
+    /// The request is malformed (`bad_request`, 400).
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new("bad_request", message)
     }
 
     /// The payload does not fit the route's type (`bad_payload`, 400).
@@ -184,7 +195,7 @@ impl WsError {
         }
     }
 
-    /// Sets the HTTP-style status (used when the error refuses a `$connect`).
+    /// Sets the HTTP status (of an HTTP response, or of a refused `$connect`).
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = status;
         self
@@ -200,7 +211,7 @@ impl WsError {
         &self.message
     }
 
-    /// The HTTP-style status.
+    /// The HTTP status (of an HTTP response, or of a refused `$connect`).
     pub fn status(&self) -> u16 {
         self.status
     }

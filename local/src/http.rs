@@ -3,10 +3,6 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerRequestTypeRequest,
-    ApiGatewayCustomAuthorizerRequestTypeRequestContext,
-};
 use aws_lambda_events::query_map::QueryMap;
 use axum::Router;
 use axum::extract::Request;
@@ -16,7 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
 use switchboard_aws::jwt::JwtVerifier;
-use switchboard_core::auth::{self, AuthError, Authorizer, Decision};
+use switchboard_core::auth::{self, Authorizer, AuthorizerApi, AuthorizerInput, Refused};
 use switchboard_core::http::{
     claims_as_api_gateway, identity_from_jwt_claims, insert_caller, mount,
 };
@@ -136,57 +132,42 @@ impl LocalAuth {
         authorizer: &dyn Authorizer,
         request: &Parts,
     ) -> Result<Identity, Response> {
-        let method = request.method.as_str();
         let path = request.uri.path();
-        let method_arn = format!(
-            "arn:aws:execute-api:local:000000000000:{}/$default/{method}{path}",
-            self.api_id
-        );
         let mut query = auth::single_values(request.uri.query().unwrap_or_default());
         // API Gateway takes HTTP API tokens from the Authorization header only.
         query.remove("token");
-        let mut areq = ApiGatewayCustomAuthorizerRequestTypeRequest::default();
-        areq.type_ = Some("REQUEST".to_owned());
-        areq.method_arn = Some(method_arn.clone());
-        areq.http_method = Some(request.method.clone());
-        areq.path = Some(path.to_owned());
-        areq.headers = request.headers.clone();
-        areq.query_string_parameters = QueryMap::from(query);
-        let mut rc = ApiGatewayCustomAuthorizerRequestTypeRequestContext::default();
-        rc.stage = Some("$default".to_owned());
-        rc.apiid = Some(self.api_id.clone());
-        rc.path = Some(path.to_owned());
-        areq.request_context = rc;
-        match authorizer.authorize(&areq).await {
-            Ok(result) => match auth::evaluate(&result, &method_arn) {
-                Decision::Allow(identity) => Ok(identity),
-                Decision::Deny => Err(gateway_error(StatusCode::FORBIDDEN, "Forbidden", None)),
-                Decision::Invalid(why) => {
-                    tracing::error!(reason = %why, "authorizer returned an invalid result");
-                    Err(gateway_error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "Internal Server Error",
-                        None,
-                    ))
-                }
+        let areq = AuthorizerInput {
+            api: AuthorizerApi::Http {
+                method: request.method.clone(),
             },
-            Err(AuthError::Unauthorized(why)) => {
-                tracing::debug!(reason = %why, "HTTP request unauthorized");
-                Err(gateway_error(
-                    StatusCode::UNAUTHORIZED,
-                    "Unauthorized",
-                    None,
-                ))
-            }
-            Err(AuthError::Failed(why)) => {
-                tracing::error!(reason = %why, "authorizer failed");
-                Err(gateway_error(
+            method_arn: auth::http_method_arn(
+                "local",
+                "000000000000",
+                &self.api_id,
+                "$default",
+                &request.method,
+                path,
+            ),
+            api_id: self.api_id.clone(),
+            stage: "$default".to_owned(),
+            path: path.to_owned(),
+            headers: request.headers.clone(),
+            query: QueryMap::from(query),
+        }
+        .into_request();
+        auth::authorize(authorizer, &areq)
+            .await
+            .map_err(|refused| match refused {
+                Refused::Unauthorized => {
+                    gateway_error(StatusCode::UNAUTHORIZED, "Unauthorized", None)
+                }
+                Refused::Forbidden => gateway_error(StatusCode::FORBIDDEN, "Forbidden", None),
+                Refused::Failed => gateway_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Internal Server Error",
                     None,
-                ))
-            }
-        }
+                ),
+            })
     }
 }
 

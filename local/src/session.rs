@@ -7,10 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerRequestTypeRequest,
-    ApiGatewayCustomAuthorizerRequestTypeRequestContext,
-    ApiGatewayCustomAuthorizerRequestTypeRequestIdentity, ApiGatewayWebsocketProxyRequest,
-    ApiGatewayWebsocketProxyRequestContext,
+    ApiGatewayWebsocketProxyRequest, ApiGatewayWebsocketProxyRequestContext,
 };
 use aws_lambda_events::query_map::QueryMap;
 use http::HeaderMap;
@@ -18,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::LocalConfig;
 use super::hub::{CloseSignal, Hub, Live};
-use switchboard_core::auth::{self, AuthError, Authorizer, Decision};
+use switchboard_core::auth::{self, Authorizer, AuthorizerApi, AuthorizerInput, Refused};
 use switchboard_core::dispatch::Dispatcher;
 use switchboard_core::ids::{new_api_id, new_id};
 use switchboard_core::response::Frame;
@@ -174,39 +171,29 @@ impl Gateway {
             .map(str::to_owned);
 
         // 1. The REQUEST authorizer, with what API Gateway sends it.
-        let method_arn = self.method_arn();
-        let mut areq = ApiGatewayCustomAuthorizerRequestTypeRequest::default();
-        areq.type_ = Some("REQUEST".to_owned());
-        areq.method_arn = Some(method_arn.clone());
-        areq.headers = upgrade.headers.clone();
-        areq.query_string_parameters = query_map.clone();
-        let mut arc = ApiGatewayCustomAuthorizerRequestTypeRequestContext::default();
-        arc.stage = Some(self.config.stage.clone());
-        arc.apiid = Some(self.api_id.clone());
-        arc.request_id = Some(new_id());
-        arc.path = Some(upgrade.path.clone());
-        let mut aid = ApiGatewayCustomAuthorizerRequestTypeRequestIdentity::default();
-        aid.source_ip = upgrade.source_ip.clone();
-        arc.identity = Some(aid);
-        areq.request_context = arc;
-        let identity = match self.authorizer.authorize(&areq).await {
-            Ok(result) => match auth::evaluate(&result, &method_arn) {
-                Decision::Allow(identity) => identity,
-                Decision::Deny => return Err(refuse(403, "Forbidden")),
-                Decision::Invalid(why) => {
-                    tracing::error!(reason = %why, "authorizer returned an invalid result");
-                    return Err(refuse(500, "Internal server error"));
-                }
+        let areq = AuthorizerInput {
+            api: AuthorizerApi::WebSocket {
+                request_id: new_id(),
+                source_ip: upgrade.source_ip.clone(),
             },
-            Err(AuthError::Unauthorized(why)) => {
-                tracing::debug!(reason = %why, "upgrade unauthorized");
-                return Err(refuse(401, "Unauthorized"));
-            }
-            Err(AuthError::Failed(why)) => {
-                tracing::error!(reason = %why, "authorizer failed");
-                return Err(refuse(500, "Internal server error"));
-            }
-        };
+            method_arn: self.method_arn(),
+            api_id: self.api_id.clone(),
+            stage: self.config.stage.clone(),
+            path: upgrade.path.clone(),
+            headers: upgrade.headers.clone(),
+            query: query_map.clone(),
+        }
+        .into_request();
+        let identity = auth::authorize(self.authorizer.as_ref(), &areq)
+            .await
+            .map_err(|refused| {
+                let message = match refused {
+                    Refused::Unauthorized => "Unauthorized",
+                    Refused::Forbidden => "Forbidden",
+                    Refused::Failed => "Internal server error",
+                };
+                refuse(refused.status(), message)
+            })?;
 
         // 2. The $connect route: headers and query string reach this event only.
         let authorizer_fields = identity.to_authorizer();
