@@ -12,11 +12,11 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Aws, Function, WAIT, sorted, times};
+use support::{Aws, WAIT, function, issuer_gateway, local_token, sorted, times};
 use switchboard::backend::ConnectionStore;
-use switchboard::local::LocalConfig;
 use switchboard::queue::Queue;
-use switchboard::testing::lambda::Answer;
+use switchboard::testing::events;
+use switchboard::testing::lambda::{Answer, FunctionEnv};
 use switchboard::testing::proxy::{Outcome, RecordingProxy};
 
 /// Room and broadcast size.
@@ -255,7 +255,7 @@ async fn aws_calls_per_operation() {
     assert_eq!(c.dynamodb, ops(&[("Query", 3), ("DeleteItem", 2)]));
     assert!(aws.store.get_connection(&other.id).await.unwrap().is_none());
 
-    aws.gw.shutdown().await;
+    aws.stack.gw.shutdown().await;
 }
 
 fn no_calls() -> Cost {
@@ -270,40 +270,24 @@ fn no_calls() -> Cost {
 async fn authorizer_fetches_the_jwks_once_per_process() {
     // The JWT authorizer's only network call is the JWKS fetch (Cognito's
     // `/.well-known/jwks.json`), once per warm process; no AWS API call at all.
-    let dir = std::env::temp_dir().join(format!(
-        "switchboard-calls-{}",
-        switchboard::ids::new_api_id()
-    ));
-    let gw = chat_app::app()
-        .serve_local(LocalConfig {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            state_dir: dir.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let (gw, dir) = issuer_gateway("switchboard-calls").await;
     let jwks = RecordingProxy::start(&gw.http_url()).await.unwrap();
     let issuer = format!("{}/local", gw.http_url());
-    let token = token(gw.local_addr(), "alice").await;
-    let authorizer = Function::start(
+    let token = local_token(gw.local_addr(), "alice").await;
+    let authorizer = function(
         "ws:authorizer",
-        &[
-            ("SWITCHBOARD_JWT_ISSUER", issuer),
-            ("SWITCHBOARD_JWT_AUDIENCE", "switchboard-local".to_owned()),
-            (
-                "SWITCHBOARD_JWKS_URL",
-                format!("{}{}", jwks.url(), switchboard::local::issuer::JWKS_PATH),
-            ),
-        ],
+        &FunctionEnv::new()
+            .jwt_issuer(issuer)
+            .jwt_audience("switchboard-local")
+            .jwks_url(format!(
+                "{}{}",
+                jwks.url(),
+                switchboard::local::issuer::JWKS_PATH
+            )),
     )
-    .await;
-    let event = json!({
-        "type": "REQUEST",
-        "methodArn": "arn:aws:execute-api:us-east-1:000000000000:abcdef1234/ws/$connect",
-        "headers": {},
-        "queryStringParameters": {"token": token},
-        "requestContext": {"stage": "ws", "apiId": "abcdef1234", "requestId": "x"}
-    });
+    .await
+    .with_timeout(WAIT);
+    let event = events::authorizer::request().token(&token).build();
     for round in 0..3 {
         let answer = authorizer.invoke(&event).await;
         let Answer::Response(body) = answer else {
@@ -325,24 +309,4 @@ async fn authorizer_fetches_the_jwks_once_per_process() {
     }
     gw.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// `POST /local/token` over a plain HTTP/1.1 exchange: an id token of the local issuer.
-async fn token(addr: std::net::SocketAddr, user: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = json!({"username": user}).to_string();
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "POST /local/token HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
-        .await
-        .unwrap()
-        .unwrap();
-    let json = response.split("\r\n\r\n").nth(1).unwrap();
-    let v: Value = serde_json::from_str(json).unwrap();
-    v["idToken"].as_str().unwrap().to_owned()
 }

@@ -133,7 +133,7 @@ async fn store_outage_is_a_clear_error_and_the_warm_process_recovers() {
         1,
         "one Query once the store is back: {calls:?}"
     );
-    aws.gw.shutdown().await;
+    aws.stack.gw.shutdown().await;
 }
 
 #[tokio::test]
@@ -273,7 +273,7 @@ async fn queue_outage_loses_no_acknowledged_forward() {
     );
     assert_eq!(acknowledged.len() + refused.len(), next);
     assert!(refused.len() >= 3 && acknowledged.len() >= 6);
-    aws.gw.shutdown().await;
+    aws.stack.gw.shutdown().await;
 }
 
 #[tokio::test]
@@ -374,5 +374,5 @@ async fn connections_outage_keeps_records_and_gone_still_means_gone() {
             .is_none()
     );
     assert_eq!(aws.store.room_members("lobby").await.unwrap().len(), 1);
-    aws.gw.shutdown().await;
+    aws.stack.gw.shutdown().await;
 }

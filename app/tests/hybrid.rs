@@ -2,15 +2,18 @@
 //! DynamoDB (moto here), as a developer runs it against moto or a real table.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use support::spawn_local_gateway;
 use switchboard::aws::AwsSettings;
 use switchboard::aws::dynamodb::{DynamoStore, TableNames};
 use switchboard::backend::ConnectionStore;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use switchboard::names::env;
 use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -22,38 +25,26 @@ async fn local_gateway_on_dynamodb() {
         return;
     };
     let stage = format!("hybrid{}", switchboard::ids::new_api_id());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-app"))
-        .args([
-            "--port",
-            "0",
-            "--dev-auth",
-            "--stage",
-            &stage,
-            "--store",
-            "dynamodb",
-            "--endpoint",
-            &moto,
-        ])
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("SWITCHBOARD_CONNECTIONS_TABLE")
-        .env_remove("SWITCHBOARD_ROOMS_TABLE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // The banner names the address: "  WebSocket    ws://127.0.0.1:PORT/ws?user=NAME".
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ws_url = tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.trim().strip_prefix("WebSocket") {
-                return url.trim().trim_end_matches("?user=NAME").to_owned();
-            }
-        }
-        panic!("the gateway exited before printing its address");
-    })
-    .await
-    .unwrap();
+    let (mut child, ws_url, _banner) = spawn_local_gateway(
+        Command::new(env!("CARGO_BIN_EXE_chat-app"))
+            .args([
+                "--port",
+                "0",
+                "--dev-auth",
+                "--stage",
+                &stage,
+                "--store",
+                "dynamodb",
+                "--endpoint",
+                &moto,
+            ])
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove(env::CONNECTIONS_TABLE)
+            .env_remove(env::ROOMS_TABLE)
+            .stderr(Stdio::null()),
+        WAIT,
+    )
+    .await;
 
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("{ws_url}?user=dora"))
         .await

@@ -4,12 +4,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 #![cfg(unix)]
 
+mod support;
+
 use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::spawn_local_gateway;
+use switchboard::names::env;
 use tokio::process::{Child, Command};
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
@@ -20,26 +23,15 @@ const WAIT: Duration = Duration::from_secs(20);
 async fn spawn_gateway() -> (Child, String) {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("signals");
     std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-app"))
-        .args(["--port", "0", "--dev-auth"])
-        .current_dir(&dir)
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ws_url = timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.trim().strip_prefix("WebSocket") {
-                return url.trim().trim_end_matches("?user=NAME").to_owned();
-            }
-        }
-        panic!("the gateway exited before printing its address");
-    })
-    .await
-    .unwrap();
+    let (child, ws_url, mut lines) = spawn_local_gateway(
+        Command::new(env!("CARGO_BIN_EXE_chat-app"))
+            .args(["--port", "0", "--dev-auth"])
+            .current_dir(&dir)
+            .env_remove(env::LAMBDA_RUNTIME_API)
+            .stderr(Stdio::null()),
+        WAIT,
+    )
+    .await;
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, ws_url)
 }

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use switchboard::names::env;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{Semaphore, watch};
@@ -42,6 +43,10 @@ const SETUP_CONCURRENCY: usize = 200;
 const RSS_TOLERANCE: (f64, u64) = (0.10, 16 << 20);
 /// Bound on any one phase outside the hold (setup, draining, closing).
 const PHASE: Duration = Duration::from_secs(120);
+/// This test's knob: how many connections it holds (default 10,000).
+const CONNECTIONS_ENV: &str = "SWITCHBOARD_SOAK_CONNECTIONS";
+/// This test's knob: how long it holds them, in seconds (default 60).
+const SECS_ENV: &str = "SWITCHBOARD_SOAK_SECS";
 
 fn env_or(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
@@ -99,7 +104,7 @@ async fn spawn_gateway() -> Gateway {
         .args(["--port", "0", "--dev-auth"])
         .current_dir(&dir)
         .env("RUST_LOG", "warn")
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove(env::LAMBDA_RUNTIME_API)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -337,8 +342,8 @@ async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak() {
-    let n = usize::try_from(env_or("SWITCHBOARD_SOAK_CONNECTIONS", 10_000)).unwrap();
-    let hold = Duration::from_secs(env_or("SWITCHBOARD_SOAK_SECS", 60));
+    let n = usize::try_from(env_or(CONNECTIONS_ENV, 10_000)).unwrap();
+    let hold = Duration::from_secs(env_or(SECS_ENV, 60));
     assert!(n >= 1);
     if let Some(limit) = open_files_limit() {
         assert!(

@@ -1147,6 +1147,10 @@ async fn from_env_reports_missing_issuer() {
     // The process environment of the test runner has no SWITCHBOARD_JWT_ISSUER.
     if std::env::var(switchboard_core::names::env::JWT_ISSUER).is_err() {
         let err = JwtAuthorizer::from_env().unwrap_err();
-        assert!(err.to_string().contains("SWITCHBOARD_JWT_ISSUER"), "{err}");
+        assert!(
+            err.to_string()
+                .contains(switchboard_core::names::env::JWT_ISSUER),
+            "{err}"
+        );
     }
 }

@@ -21,83 +21,45 @@ use switchboard::aws::AwsSettings;
 use switchboard::aws::connections::ManagementApi;
 use switchboard::aws::jwt::{JwtAuthorizer, JwtConfig, JwtVerifier};
 use switchboard::local::issuer::{LocalIssuer, TokenRequest};
+use switchboard::testing::events::{authorizer, cognito, http, sqs, websocket};
 
 fn ws_event(route: &str, body: &str) -> String {
-    json!({
-        "requestContext": {
-            "routeKey": route, "eventType": "MESSAGE", "messageId": "bWVzc2FnZTAwMDA=",
-            "extendedRequestId": "ZXh0ZW5kZWQwMDA=", "requestTime": "22/Nov/2026:03:41:48 +0000",
-            "messageDirection": "IN", "stage": "ws", "connectedAt": 1_795_000_000_000_i64,
-            "requestTimeEpoch": 1_795_000_000_100_i64, "requestId": "cmVxdWVzdDAwMDA=",
-            "domainName": "abcdef1234.execute-api.us-east-1.amazonaws.com",
-            "connectionId": "N5OsJdBsIAMCJ_Q=", "apiId": "abcdef1234",
-            "identity": {"sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"},
-            "authorizer": {"principalId": "alice", "username": "alice", "groups": "admins"}
-        },
-        "body": body,
-        "isBase64Encoded": false
-    })
-    .to_string()
+    websocket::message(route, websocket::CONNECTION_ID)
+        .body(body)
+        .source_ip("203.0.113.7")
+        .user_agent(Some("Mozilla/5.0"))
+        .authorizer(json!({"principalId": "alice", "username": "alice", "groups": "admins"}))
+        .build()
+        .to_string()
 }
 
 fn authorizer_event(token: &str) -> String {
-    json!({
-        "type": "REQUEST",
-        "methodArn": "arn:aws:execute-api:us-east-1:000000000000:abcdef1234/ws/$connect",
-        "headers": {"user-agent": "Mozilla/5.0"},
-        "queryStringParameters": {"token": token},
-        "requestContext": {"stage": "ws", "apiId": "abcdef1234", "requestId": "x"}
-    })
-    .to_string()
+    authorizer::request()
+        .header("user-agent", "Mozilla/5.0")
+        .token(token)
+        .build()
+        .to_string()
 }
 
 fn http_event() -> String {
-    json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": "/http/rooms/lobby/members",
-        "rawQueryString": "",
-        "headers": {"accept": "application/json", "host": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"},
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "a1b2c3d4e5",
-            "authorizer": {"jwt": {"claims": {"cognito:username": "alice", "sub": "u-alice", "token_use": "id"}, "scopes": null}},
-            "domainName": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com", "domainPrefix": "a1b2c3d4e5",
-            "http": {"method": "GET", "path": "/http/rooms/lobby/members", "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.7", "userAgent": "bench"},
-            "requestId": "BkbP1jXnDoEEMDQ=", "routeKey": "$default", "stage": "$default",
-            "time": "22/Nov/2026:09:40:00 +0000", "timeEpoch": 1_795_000_000_000_i64
-        },
-        "isBase64Encoded": false
-    })
-    .to_string()
+    http::request("GET", "/http/rooms/lobby/members")
+        .build()
+        .to_string()
 }
 
+/// One valid `orders` message of a customer who has no open connection.
 fn sqs_event() -> String {
-    let envelope = json!({
-        "v": 1, "queue": "orders", "route": "placeOrder", "requestId": "N5OsJHnLIAMFZ3g=",
-        "sentAt": "2026-11-22T10:15:30.123Z",
-        "sender": {"connectionId": "N5OsJdBsIAMCJ_Q=", "identity": {"principalId": "alice", "context": {"username": "alice"}}},
-        "payload": {"action": "placeOrder", "item": "tea", "qty": 2}
-    });
-    json!({"Records": [{
-        "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
-        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
-        "body": envelope.to_string(),
-        "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": "alice", "MessageDeduplicationId": "m-1"},
-        "messageAttributes": {}, "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:chat-orders.fifo", "awsRegion": "us-east-1"
-    }]})
+    sqs::event([sqs::forwarded(
+        "orders",
+        "placeOrder",
+        json!({"action": "placeOrder", "item": "tea", "qty": 2}),
+    )])
+    .build()
     .to_string()
 }
 
 fn pre_signup_event() -> String {
-    json!({
-        "version": "1", "region": "us-east-1", "userPoolId": "us-east-1_TestPool",
-        "userName": "alice",
-        "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "testclient123"},
-        "triggerSource": "PreSignUp_SignUp",
-        "request": {"userAttributes": {"email": "alice@example.com"}, "validationData": null, "clientMetadata": {}},
-        "response": {"autoConfirmUser": false, "autoVerifyEmail": false, "autoVerifyPhone": false}
-    })
-    .to_string()
+    cognito::pre_signup("alice").build().to_string()
 }
 
 fn parse<T: serde::de::DeserializeOwned>(raw: &str) -> T {

@@ -16,9 +16,16 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
-/// Cases per property: `SWITCHBOARD_FUZZ_CASES`, else `PROPTEST_CASES`, else `default`.
+/// The environment variable that sets the number of cases per property (a test-only
+/// knob, like [`MOTO_ENV`](crate::MOTO_ENV)).
+pub const FUZZ_CASES_ENV: &str = "SWITCHBOARD_FUZZ_CASES";
+
+/// proptest's own variable for the number of cases, read after [`FUZZ_CASES_ENV`].
+pub const PROPTEST_CASES_ENV: &str = "PROPTEST_CASES";
+
+/// Cases per property: [`FUZZ_CASES_ENV`], else [`PROPTEST_CASES_ENV`], else `default`.
 pub fn cases(default: u32) -> u32 {
-    ["SWITCHBOARD_FUZZ_CASES", "PROPTEST_CASES"]
+    [FUZZ_CASES_ENV, PROPTEST_CASES_ENV]
         .iter()
         .find_map(|name| std::env::var(name).ok()?.trim().parse().ok())
         .unwrap_or(default)

@@ -2,16 +2,19 @@
 //! machine: it hands out queued events at `GET /2018-06-01/runtime/invocation/next` and
 //! records what the function answers (`.../response`, `.../error`, `/runtime/init/error`).
 //!
+//! [`LambdaFunction`] is the usual way in: one function process, its own Runtime API, and
+//! the environment the deploy program would give it ([`FunctionEnv`]).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use switchboard::testing::lambda::FakeRuntimeApi;
-//! let api = FakeRuntimeApi::start().await?;
-//! let mut child = std::process::Command::new("target/debug/chat-app")
-//!     .envs(api.function_env("ws:ping"))
-//!     .env("AWS_REGION", "us-east-1")
-//!     .spawn()?;
-//! let answer = api.invoke(&serde_json::json!({"requestContext": {}})).await?;
-//! child.kill()?;
+//! use switchboard_testing::events::websocket;
+//! use switchboard_testing::lambda::{FunctionEnv, LambdaFunction};
+//! let env = FunctionEnv::local().dynamodb_endpoint("http://127.0.0.1:5000");
+//! let ping = LambdaFunction::start("target/debug/chat-app", "ws:ping", &env).await?;
+//! let frame = ping
+//!     .reply(&websocket::message("ping", "N5OsJdBsIAMCJ_Q=").body("{}").build())
+//!     .await;
+//! assert_eq!(frame["action"], "pong");
 //! # Ok(()) }
 //! ```
 
@@ -28,6 +31,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
+use switchboard_core::names::env;
+use switchboard_core::names::table::TableNames;
+use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 
 /// Waiting on the fake Runtime API failed.
@@ -61,6 +67,14 @@ impl Answer {
     /// Whether the function answered with an invocation error.
     pub fn is_error(&self) -> bool {
         matches!(self, Self::Error(_))
+    }
+
+    /// `"response"` or `"error"`, for assertions and messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Response(_) => "response",
+            Self::Error(_) => "error",
+        }
     }
 }
 
@@ -124,8 +138,8 @@ impl FakeRuntimeApi {
     /// The environment Lambda gives a function with this handler string.
     pub fn function_env(&self, handler: &str) -> Vec<(String, String)> {
         [
-            ("AWS_LAMBDA_RUNTIME_API", self.addr.to_string()),
-            ("_HANDLER", handler.to_owned()),
+            (env::LAMBDA_RUNTIME_API, self.addr.to_string()),
+            (env::HANDLER, handler.to_owned()),
             ("AWS_LAMBDA_FUNCTION_NAME", "switchboard-test".to_owned()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".to_owned()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
@@ -138,16 +152,36 @@ impl FakeRuntimeApi {
         .collect()
     }
 
-    /// Starts `binary` as the function `handler` against this API: a clean environment
-    /// with Lambda's variables ([`function_env`](Self::function_env)), `PATH`,
-    /// `RUST_LOG=info` and `env`; output discarded; killed when the child is dropped.
+    /// The command that starts `binary` as the function `handler` against this API: a
+    /// clean environment with Lambda's variables ([`function_env`](Self::function_env)),
+    /// `PATH`, `RUST_LOG=info` and `env`; output discarded; killed when the child is
+    /// dropped. Add to it before spawning (a later `.env` wins).
+    pub fn command(
+        &self,
+        binary: impl AsRef<std::ffi::OsStr>,
+        handler: &str,
+        env: &FunctionEnv,
+    ) -> Command {
+        let mut cmd = self.bare_command(binary, handler);
+        cmd.envs(env.vars().iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// Starts `binary` as the function `handler` against this API with `env` (see
+    /// [`command`](Self::command)).
     pub fn spawn_function(
         &self,
         binary: impl AsRef<std::ffi::OsStr>,
         handler: &str,
         env: &[(&str, String)],
-    ) -> std::io::Result<tokio::process::Child> {
-        let mut cmd = tokio::process::Command::new(binary);
+    ) -> std::io::Result<Child> {
+        let mut cmd = self.bare_command(binary, handler);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        cmd.spawn()
+    }
+
+    fn bare_command(&self, binary: impl AsRef<std::ffi::OsStr>, handler: &str) -> Command {
+        let mut cmd = Command::new(binary);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(self.function_env(handler))
@@ -155,10 +189,7 @@ impl FakeRuntimeApi {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.spawn()
+        cmd
     }
 
     /// Queues an event without waiting; returns its request id.
@@ -205,6 +236,248 @@ impl FakeRuntimeApi {
         tokio::time::timeout(limit, wait)
             .await
             .map_err(|_| TestError::Timeout(limit))
+    }
+}
+
+/// The region, access key and secret [`FunctionEnv::local`] sets (what moto accepts).
+pub const LOCAL_REGION: &str = "us-east-1";
+/// See [`LOCAL_REGION`].
+pub const LOCAL_ACCESS_KEY_ID: &str = "AKIDLOCAL";
+/// See [`LOCAL_REGION`].
+pub const LOCAL_SECRET_ACCESS_KEY: &str = "local-secret";
+
+/// A function's environment as the deploy program would set it, named by
+/// [`switchboard_core::names::env`]: tables, endpoints, queue URLs, authorizer settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FunctionEnv {
+    vars: Vec<(String, String)>,
+}
+
+impl FunctionEnv {
+    /// No variables at all (Lambda's own come from [`FakeRuntimeApi::function_env`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A region and static credentials: [`LOCAL_REGION`], [`LOCAL_ACCESS_KEY_ID`],
+    /// [`LOCAL_SECRET_ACCESS_KEY`].
+    pub fn local() -> Self {
+        Self::new()
+            .set(env::REGION, LOCAL_REGION)
+            .set(env::ACCESS_KEY_ID, LOCAL_ACCESS_KEY_ID)
+            .set(env::SECRET_ACCESS_KEY, LOCAL_SECRET_ACCESS_KEY)
+    }
+
+    /// A variable, replacing an earlier value of the same name.
+    pub fn set(mut self, name: &str, value: impl Into<String>) -> Self {
+        let value = value.into();
+        match self.vars.iter_mut().find(|(k, _)| k == name) {
+            Some((_, v)) => *v = value,
+            None => self.vars.push((name.to_owned(), value)),
+        }
+        self
+    }
+
+    /// The connections and rooms tables.
+    pub fn tables(self, tables: &TableNames) -> Self {
+        self.set(env::CONNECTIONS_TABLE, tables.connections.as_str())
+            .set(env::ROOMS_TABLE, tables.rooms.as_str())
+    }
+
+    /// The DynamoDB endpoint (moto, or a proxy in front of it).
+    pub fn dynamodb_endpoint(self, url: impl Into<String>) -> Self {
+        self.set(env::DYNAMODB_ENDPOINT, url)
+    }
+
+    /// The SQS endpoint.
+    pub fn sqs_endpoint(self, url: impl Into<String>) -> Self {
+        self.set(env::SQS_ENDPOINT, url)
+    }
+
+    /// The `@connections` endpoint (`{url}/{stage}`).
+    pub fn management_endpoint(self, url: impl Into<String>) -> Self {
+        self.set(env::MANAGEMENT_ENDPOINT, url)
+    }
+
+    /// The URL of the logical queue `queue` ([`env::queue_url`]).
+    pub fn queue_url(self, queue: &str, url: impl Into<String>) -> Self {
+        self.set(&env::queue_url(queue), url)
+    }
+
+    /// The JWT authorizer's issuer.
+    pub fn jwt_issuer(self, issuer: impl Into<String>) -> Self {
+        self.set(env::JWT_ISSUER, issuer)
+    }
+
+    /// The JWT authorizer's audience (app client ids, comma-separated).
+    pub fn jwt_audience(self, audience: impl Into<String>) -> Self {
+        self.set(env::JWT_AUDIENCE, audience)
+    }
+
+    /// The JWT authorizer's JWKS URL.
+    pub fn jwks_url(self, url: impl Into<String>) -> Self {
+        self.set(env::JWKS_URL, url)
+    }
+
+    /// Whether the pre-sign-up function confirms new users.
+    pub fn auto_confirm_users(self, on: bool) -> Self {
+        self.set(env::AUTO_CONFIRM_USERS, on.to_string())
+    }
+
+    /// The variables, in the order set.
+    pub fn vars(&self) -> &[(String, String)] {
+        &self.vars
+    }
+
+    /// A variable's value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One function process (a service's real binary in Lambda mode) with its own fake
+/// Runtime API: started with [`LambdaFunction::start`], warm until dropped or
+/// [killed](LambdaFunction::kill).
+///
+/// The invoking methods are test support: they panic, naming the handler, when no answer
+/// comes in time or the answer is not the kind they expect.
+#[derive(Debug)]
+pub struct LambdaFunction {
+    api: FakeRuntimeApi,
+    child: Child,
+    handler: String,
+    timeout: Duration,
+}
+
+impl LambdaFunction {
+    /// Starts `binary` as the function `handler` with `env` (see
+    /// [`FakeRuntimeApi::command`]); answers are awaited for [`INVOKE_TIMEOUT`].
+    pub async fn start(
+        binary: impl AsRef<std::ffi::OsStr>,
+        handler: &str,
+        env: &FunctionEnv,
+    ) -> std::io::Result<Self> {
+        let api = FakeRuntimeApi::start().await?;
+        let child = api.command(binary, handler, env).spawn()?;
+        Ok(Self {
+            api,
+            child,
+            handler: handler.to_owned(),
+            timeout: INVOKE_TIMEOUT,
+        })
+    }
+
+    /// How long the invoking methods and [`init_error`](Self::init_error) wait.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The fake Runtime API the process talks to.
+    pub fn api(&self) -> &FakeRuntimeApi {
+        &self.api
+    }
+
+    /// One invocation: the function's answer, whichever kind.
+    ///
+    /// # Panics
+    ///
+    /// When no answer comes within the timeout.
+    #[allow(
+        clippy::panic,
+        reason = "test support: a missing answer fails the test, naming the function"
+    )]
+    pub async fn invoke(&self, event: &Value) -> Answer {
+        let id = self.api.enqueue(event);
+        match self.api.answer(&id, self.timeout).await {
+            Ok(answer) => answer,
+            Err(e) => panic!("{}: no answer to {event}: {e}", self.handler),
+        }
+    }
+
+    /// One invocation that must succeed: the response body.
+    ///
+    /// # Panics
+    ///
+    /// On an invocation error, or when no answer comes in time.
+    #[allow(
+        clippy::panic,
+        reason = "test support: an invocation error fails the test, naming the function"
+    )]
+    pub async fn response(&self, event: &Value) -> Value {
+        match self.invoke(event).await {
+            Answer::Response(v) => v,
+            Answer::Error(v) => panic!("{}: invocation error: {v}", self.handler),
+        }
+    }
+
+    /// The route response's frame of a `ws:` invocation: the response's `body` parsed as
+    /// JSON, `null` when the route replies nothing.
+    ///
+    /// # Panics
+    ///
+    /// On an invocation error, a body that is not JSON, or when no answer comes in time.
+    #[allow(
+        clippy::panic,
+        reason = "test support: a malformed route response fails the test"
+    )]
+    pub async fn reply(&self, event: &Value) -> Value {
+        let response = self.response(event).await;
+        match response["body"].as_str() {
+            Some(body) => serde_json::from_str(body).unwrap_or_else(|e| {
+                panic!(
+                    "{}: the route response is not JSON ({e}): {body}",
+                    self.handler
+                )
+            }),
+            None => Value::Null,
+        }
+    }
+
+    /// The init error the process reported (`errorType`, `errorMessage`).
+    ///
+    /// # Panics
+    ///
+    /// When none is reported within the timeout.
+    #[allow(
+        clippy::panic,
+        reason = "test support: a missing init error fails the test, naming the function"
+    )]
+    pub async fn init_error(&self) -> Value {
+        match self.api.init_error(self.timeout).await {
+            Ok(error) => error,
+            Err(e) => panic!("{}: no init error reported: {e}", self.handler),
+        }
+    }
+
+    /// Waits for the process to exit (after an init error, say).
+    ///
+    /// # Panics
+    ///
+    /// When it is still running after the timeout, or cannot be waited for.
+    #[allow(
+        clippy::panic,
+        reason = "test support: a process that does not exit fails the test"
+    )]
+    pub async fn exit_status(&mut self) -> std::process::ExitStatus {
+        match tokio::time::timeout(self.timeout, self.child.wait()).await {
+            Ok(Ok(status)) => status,
+            Ok(Err(e)) => panic!("{}: waiting for the process: {e}", self.handler),
+            Err(_) => panic!("{}: still running after {:?}", self.handler, self.timeout),
+        }
+    }
+
+    /// Whether the process is still the one started (no exit, no crash).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Stops the process and waits for it.
+    pub async fn kill(&mut self) -> std::io::Result<()> {
+        self.child.kill().await
     }
 }
 

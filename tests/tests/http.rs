@@ -11,7 +11,6 @@ use switchboard::aws::AwsSettings;
 use switchboard::aws::connections::ManagementApi;
 use switchboard::aws::http::HttpService;
 use switchboard::backend::memory::MemoryStore;
-use switchboard::backend::{ConnectionRecord, ConnectionStore, Member};
 use switchboard::local::{LocalConfig, LocalGateway};
 use switchboard_tests::*;
 
@@ -281,31 +280,9 @@ fn fixture(name: &str) -> String {
 /// `lobby` and bob in `lobby` and `dev`.
 async fn lambda_service() -> HttpService {
     let store = MemoryStore::new();
-    for (id, user, at, rooms) in [
-        ("AAAAAAAAAAAAAAA=", "alice", 1_000, &["lobby"][..]),
-        ("BBBBBBBBBBBBBBB=", "bob", 2_000, &["lobby", "dev"][..]),
-    ] {
-        store
-            .put_connection(&ConnectionRecord {
-                connection_id: id.to_owned(),
-                username: user.to_owned(),
-                session_key: ConnectionRecord::session_key_for(at, id),
-                connected_at: at,
-                expires: 4_000_000_000,
-                source_ip: None,
-                user_agent: None,
-                claims: serde_json::Map::new(),
-            })
-            .await
-            .unwrap();
-        for room in rooms {
-            let member = Member {
-                connection_id: id.to_owned(),
-                username: user.to_owned(),
-            };
-            store.join_room(room, &member).await.unwrap();
-        }
-    }
+    switchboard::testing::events::http::seed_fixture_connections(&store)
+        .await
+        .unwrap();
     // Never called by these requests; an address nothing listens on.
     let api = ManagementApi::new(
         &AwsSettings::local("http://127.0.0.1:9"),

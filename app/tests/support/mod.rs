@@ -1,6 +1,8 @@
-//! Shared harness of `aws_calls.rs` and `faults.rs`: moto behind three recording proxies
-//! (DynamoDB, SQS, and the local gateway's `@connections`), real sockets on the local
-//! gateway, and the real `chat-app` binary in Lambda mode under a fake Runtime API.
+//! Shared harness of the Lambda-mode tests (`lambda.rs`, `queue_lambda.rs`,
+//! `http_lambda.rs`, `aws_calls.rs`, `faults.rs`): moto (directly, or behind three
+//! recording proxies: DynamoDB, SQS, and the local gateway's `@connections`), real sockets
+//! on the local gateway, and the real `chat-app` binary in Lambda mode under a fake
+//! Runtime API.
 #![allow(
     dead_code,
     unreachable_pub,
@@ -12,16 +14,16 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 use switchboard::aws::AwsSettings;
 use switchboard::aws::dynamodb::{DynamoStore, TableNames};
 use switchboard::aws::sqs::{QueueNames, SqsQueue};
 use switchboard::local::{LocalConfig, LocalGateway};
 use switchboard::queue::QueueSettings;
-use switchboard::testing::lambda::{Answer, FakeRuntimeApi};
+use switchboard::testing::events::websocket::{self, WebSocketEvent};
+use switchboard::testing::lambda::{FunctionEnv, LambdaFunction};
 use switchboard::testing::proxy::RecordingProxy;
 use tokio::net::TcpStream;
-use tokio::process::Child;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -31,32 +33,40 @@ pub const WAIT: Duration = Duration::from_secs(25);
 /// A client socket on the local gateway.
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// moto (direct clients for checking), the proxies the functions go through, the gateway.
-pub struct Aws {
+/// One function process: the real `chat-app` binary under its own fake Runtime API.
+pub type Function = LambdaFunction;
+
+/// Starts the real binary as `role` with `env`, warm until dropped; answers are awaited
+/// for the default [`INVOKE_TIMEOUT`](switchboard::testing::lambda::INVOKE_TIMEOUT).
+pub async fn function(role: &str, env: &FunctionEnv) -> Function {
+    LambdaFunction::start(env!("CARGO_BIN_EXE_chat-app"), role, env)
+        .await
+        .expect("the chat-app binary starts")
+}
+
+/// Fresh tables and an `orders` queue in moto, and a dev-auth local gateway: what the
+/// functions need, with no proxy in between.
+pub struct Stack {
     pub moto: String,
-    pub ddb: RecordingProxy,
-    pub sqs: RecordingProxy,
-    pub mgmt: RecordingProxy,
     pub tables: TableNames,
-    /// Straight to moto, not through a proxy: the test's own view of the tables.
+    /// The test's own view of the tables.
     pub store: DynamoStore,
-    /// Straight to moto: the test's own view of the queue.
+    /// The test's own view of the queue.
     pub queue: SqsQueue,
     pub queue_url: String,
     pub gw: LocalGateway,
 }
 
-impl Aws {
-    /// Fresh tables and an `orders` queue in moto, proxies in front, a dev-auth gateway.
-    /// `None` when moto is skipped.
-    pub async fn start(test: &str) -> Option<Self> {
+impl Stack {
+    /// Tables and queues named `{prefix}{random}`. `None` when moto is skipped.
+    pub async fn start(test: &str, prefix: &str) -> Option<Self> {
         let moto = switchboard::testing::moto_endpoint(test)?;
-        let suffix = switchboard::ids::new_api_id().to_lowercase();
+        let name = format!("{prefix}{}", switchboard::ids::new_api_id().to_lowercase());
         let settings = AwsSettings::local(&moto);
-        let tables = TableNames::for_app(&format!("f{suffix}"), "test");
+        let tables = TableNames::for_app(&name, "test");
         let store = DynamoStore::from_settings(&settings, tables.clone());
         store.create_tables().await.unwrap();
-        let queue = SqsQueue::from_settings(&settings, QueueNames::prefixed(format!("f{suffix}-")));
+        let queue = SqsQueue::from_settings(&settings, QueueNames::prefixed(format!("{name}-")));
         let queue_url = queue
             .create_queues("orders", &QueueSettings::default())
             .await
@@ -69,11 +79,7 @@ impl Aws {
             })
             .await
             .unwrap();
-        let mgmt = RecordingProxy::start(&gw.http_url()).await.unwrap();
         Some(Self {
-            ddb: RecordingProxy::start(&moto).await.unwrap(),
-            sqs: RecordingProxy::start(&moto).await.unwrap(),
-            mgmt,
             moto,
             tables,
             store,
@@ -83,8 +89,69 @@ impl Aws {
         })
     }
 
+    /// The functions' environment: moto and the gateway directly.
+    pub fn env(&self) -> FunctionEnv {
+        FunctionEnv::local()
+            .tables(&self.tables)
+            .dynamodb_endpoint(&self.moto)
+            .sqs_endpoint(&self.moto)
+            .queue_url("orders", &self.queue_url)
+            .management_endpoint(self.gw.management_url())
+    }
+
+    /// A socket of `user` on the gateway and its connection id.
+    pub async fn socket(&self, user: &str) -> (Socket, String) {
+        socket(&self.gw, user).await
+    }
+}
+
+/// A socket of `user` on `gw` (dev auth) and its connection id (asked with `whoami`).
+pub async fn socket(gw: &LocalGateway, user: &str) -> (Socket, String) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}?user={user}", gw.ws_url()))
+        .await
+        .unwrap();
+    ws.send(Message::text(r#"{"action":"whoami"}"#))
+        .await
+        .unwrap();
+    let id = recv_json(&mut ws).await["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (ws, id)
+}
+
+/// The [`Stack`] (its fields through `Deref`: the test's own view of moto, the gateway)
+/// and the proxies the functions go through.
+pub struct Aws {
+    pub stack: Stack,
+    pub ddb: RecordingProxy,
+    pub sqs: RecordingProxy,
+    pub mgmt: RecordingProxy,
+}
+
+impl std::ops::Deref for Aws {
+    type Target = Stack;
+
+    fn deref(&self) -> &Stack {
+        &self.stack
+    }
+}
+
+impl Aws {
+    /// Fresh tables and an `orders` queue in moto, proxies in front, a dev-auth gateway.
+    /// `None` when moto is skipped.
+    pub async fn start(test: &str) -> Option<Self> {
+        let stack = Stack::start(test, "f").await?;
+        Some(Self {
+            ddb: RecordingProxy::start(&stack.moto).await.unwrap(),
+            sqs: RecordingProxy::start(&stack.moto).await.unwrap(),
+            mgmt: RecordingProxy::start(&stack.gw.http_url()).await.unwrap(),
+            stack,
+        })
+    }
+
     /// The functions' environment: every AWS endpoint through its proxy.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
+    pub fn env(&self) -> FunctionEnv {
         let stage = self
             .gw
             .management_url()
@@ -92,28 +159,16 @@ impl Aws {
             .next()
             .unwrap()
             .to_owned();
-        vec![
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_ACCESS_KEY_ID", "AKIDLOCAL".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "local-secret".to_owned()),
-            (
-                "SWITCHBOARD_CONNECTIONS_TABLE",
-                self.tables.connections.clone(),
-            ),
-            ("SWITCHBOARD_ROOMS_TABLE", self.tables.rooms.clone()),
-            ("SWITCHBOARD_DYNAMODB_ENDPOINT", self.ddb.url()),
-            ("SWITCHBOARD_SQS_ENDPOINT", self.sqs.url()),
-            ("SWITCHBOARD_QUEUE_URL_ORDERS", self.queue_url.clone()),
-            (
-                "SWITCHBOARD_MANAGEMENT_ENDPOINT",
-                format!("{}/{stage}", self.mgmt.url()),
-            ),
-        ]
+        self.stack
+            .env()
+            .dynamodb_endpoint(self.ddb.url())
+            .sqs_endpoint(self.sqs.url())
+            .management_endpoint(format!("{}/{stage}", self.mgmt.url()))
     }
 
-    /// Starts the real binary as `role`, warm until dropped.
+    /// Starts the real binary as `role`, warm until dropped (answers awaited [`WAIT`]).
     pub async fn function(&self, role: &str) -> Function {
-        Function::start(role, &self.env()).await
+        function(role, &self.env()).await.with_timeout(WAIT)
     }
 
     /// Forgets every proxy's records.
@@ -129,17 +184,7 @@ impl Aws {
         let mut clients = Vec::with_capacity(n);
         for i in 0..n {
             let user = format!("{prefix}{i}");
-            let (mut ws, _) =
-                tokio_tungstenite::connect_async(format!("{}?user={user}", self.gw.ws_url()))
-                    .await
-                    .unwrap();
-            ws.send(Message::text(r#"{"action":"whoami"}"#))
-                .await
-                .unwrap();
-            let id = recv_json(&mut ws).await["connectionId"]
-                .as_str()
-                .unwrap()
-                .to_owned();
+            let (ws, id) = socket(&self.gw, &user).await;
             let client = Client { user, id, ws };
             let answer = connect
                 .invoke(&client.event("CONNECT", "$connect", None))
@@ -148,47 +193,6 @@ impl Aws {
             clients.push(client);
         }
         clients
-    }
-}
-
-/// One function process (the real binary) and its fake Runtime API.
-pub struct Function {
-    pub api: FakeRuntimeApi,
-    pub child: Child,
-}
-
-impl Function {
-    pub async fn start(role: &str, env: &[(&str, String)]) -> Self {
-        let api = FakeRuntimeApi::start().await.unwrap();
-        let child = api
-            .spawn_function(env!("CARGO_BIN_EXE_chat-app"), role, env)
-            .expect("the chat-app binary starts");
-        Self { api, child }
-    }
-
-    /// One invocation (waits at most [`WAIT`]).
-    pub async fn invoke(&self, event: &Value) -> Answer {
-        let id = self.api.enqueue(event);
-        self.api
-            .answer(&id, WAIT)
-            .await
-            .expect("the function answered in time")
-    }
-
-    /// The route response's frame of a `ws:` invocation (panics on an invocation error).
-    pub async fn reply(&self, event: &Value) -> Value {
-        match self.invoke(event).await {
-            Answer::Response(v) => match v["body"].as_str() {
-                Some(body) => serde_json::from_str(body).unwrap(),
-                None => Value::Null,
-            },
-            Answer::Error(v) => panic!("invocation error: {v}"),
-        }
-    }
-
-    /// Whether the process is still the one started (no crash, no restart).
-    pub fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
     }
 }
 
@@ -202,10 +206,10 @@ pub struct Client {
 impl Client {
     /// An API Gateway event of this connection.
     pub fn event(&self, event_type: &str, route: &str, body: Option<&str>) -> Value {
-        self.event_with_id(event_type, route, body, "bWVzc2FnZTAwMDA=")
+        self.event_with_id(event_type, route, body, websocket::MESSAGE_ID)
     }
 
-    /// An API Gateway event with a given `messageId`.
+    /// An API Gateway event with a given `messageId` (and `requestId` `req-{messageId}`).
     pub fn event_with_id(
         &self,
         event_type: &str,
@@ -213,27 +217,12 @@ impl Client {
         body: Option<&str>,
         message_id: &str,
     ) -> Value {
-        json!({
-            "requestContext": {
-                "routeKey": route,
-                "eventType": event_type,
-                "messageId": message_id,
-                "extendedRequestId": "ZXh0ZW5kZWQwMDA=",
-                "requestTime": "22/Nov/2026:03:41:48 +0000",
-                "messageDirection": "IN",
-                "stage": "ws",
-                "connectedAt": 1_795_000_000_000_i64,
-                "requestTimeEpoch": 1_795_000_000_100_i64,
-                "identity": {"sourceIp": "127.0.0.1", "userAgent": "test"},
-                "requestId": format!("req-{message_id}"),
-                "domainName": "abcdef1234.execute-api.us-east-1.amazonaws.com",
-                "connectionId": self.id,
-                "apiId": "abcdef1234",
-                "authorizer": {"principalId": self.user, "username": self.user}
-            },
-            "body": body,
-            "isBase64Encoded": false
-        })
+        WebSocketEvent::new(event_type, route, &self.id)
+            .maybe_body(body)
+            .user(&self.user)
+            .message_id(message_id)
+            .request_id(format!("req-{message_id}"))
+            .build()
     }
 
     /// The next JSON frame on the socket.
@@ -272,4 +261,72 @@ pub fn sorted(mut ops: Vec<String>) -> Vec<String> {
 /// `n` copies of an operation name.
 pub fn times(op: &str, n: usize) -> Vec<String> {
     vec![op.to_owned(); n]
+}
+
+/// A gateway with the local token issuer (no dev auth), its state in a fresh temporary
+/// directory `{prefix}-{random}` (remove it when done).
+pub async fn issuer_gateway(prefix: &str) -> (LocalGateway, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", switchboard::ids::new_api_id()));
+    let gw = chat_app::app()
+        .serve_local(LocalConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            state_dir: dir.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (gw, dir)
+}
+
+/// `POST /local/token` over a plain HTTP/1.1 exchange: an id token of the local issuer.
+pub async fn local_token(addr: std::net::SocketAddr, user: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = serde_json::json!({"username": user}).to_string();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /local/token HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let json = response.split("\r\n\r\n").nth(1).unwrap();
+    let v: Value = serde_json::from_str(json).unwrap();
+    v["idToken"].as_str().unwrap().to_owned()
+}
+
+/// Spawns `cmd` (the binary as a local gateway; stdout is piped here) and reads its banner
+/// up to the WebSocket line ("  WebSocket    ws://127.0.0.1:PORT/ws?user=NAME"), for at
+/// most `limit`: the
+/// child, that URL without `?user=NAME`, and the rest of its output (keep reading or
+/// holding it: a closed pipe would fail the gateway's next write).
+pub async fn spawn_local_gateway(
+    cmd: &mut tokio::process::Command,
+    limit: Duration,
+) -> (
+    tokio::process::Child,
+    String,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ws_url = tokio::time::timeout(limit, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.trim().strip_prefix("WebSocket") {
+                return url.trim().trim_end_matches("?user=NAME").to_owned();
+            }
+        }
+        panic!("the gateway exited before printing its address");
+    })
+    .await
+    .unwrap();
+    (child, ws_url, lines)
 }

@@ -16,14 +16,17 @@
 //! ```
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard::testing::lambda::FakeRuntimeApi;
-use tokio::process::Command;
+use switchboard::names::table::TableNames;
+use switchboard::testing::events::{authorizer, cognito, http, sqs, websocket};
+use switchboard::testing::lambda::{FakeRuntimeApi, FunctionEnv};
 
 const RUNS: usize = 20;
+
+/// AWS endpoints nothing listens on: a cold start must not call them.
+const NOWHERE: &str = "http://127.0.0.1:9";
 
 fn chat_app() -> Result<PathBuf, String> {
     if let Some(path) = std::env::args().nth(1) {
@@ -43,76 +46,19 @@ fn chat_app() -> Result<PathBuf, String> {
 }
 
 fn ws_event(route: &str, body: &str) -> Value {
-    json!({
-        "requestContext": {
-            "routeKey": route, "eventType": "MESSAGE", "messageId": "bWVzc2FnZTAwMDA=",
-            "stage": "ws", "connectedAt": 1_795_000_000_000_i64,
-            "requestTimeEpoch": 1_795_000_000_100_i64, "requestId": "cmVxdWVzdDAwMDA=",
-            "domainName": "abcdef1234.execute-api.us-east-1.amazonaws.com",
-            "connectionId": "N5OsJdBsIAMCJ_Q=", "apiId": "abcdef1234",
-            "identity": {"sourceIp": "127.0.0.1"},
-            "authorizer": {"principalId": "alice", "username": "alice"}
-        },
-        "body": body,
-        "isBase64Encoded": false
-    })
-}
-
-fn authorizer_event(token: &str) -> Value {
-    json!({
-        "type": "REQUEST",
-        "methodArn": "arn:aws:execute-api:us-east-1:000000000000:abcdef1234/ws/$connect",
-        "headers": {}, "queryStringParameters": {"token": token},
-        "requestContext": {"stage": "ws", "apiId": "abcdef1234", "requestId": "x"}
-    })
-}
-
-fn pre_signup_event() -> Value {
-    json!({
-        "version": "1", "region": "us-east-1", "userPoolId": "us-east-1_TestPool",
-        "userName": "alice",
-        "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "testclient123"},
-        "triggerSource": "PreSignUp_SignUp",
-        "request": {"userAttributes": {"email": "alice@example.com"}, "validationData": null, "clientMetadata": {}},
-        "response": {"autoConfirmUser": false, "autoVerifyEmail": false, "autoVerifyPhone": false}
-    })
+    websocket::message(route, websocket::CONNECTION_ID)
+        .body(body)
+        .build()
 }
 
 /// An `orders` message whose order the consumer refuses (`qty` 0) before sending.
 fn sqs_event() -> Value {
-    let envelope = json!({
-        "v": 1, "queue": "orders", "route": "placeOrder", "requestId": "N5OsJHnLIAMFZ3g=",
-        "sentAt": "2026-11-22T10:15:30.123Z",
-        "sender": {"connectionId": "N5OsJdBsIAMCJ_Q=", "identity": {"principalId": "alice", "context": {"username": "alice"}}},
-        "payload": {"action": "placeOrder", "item": "tea", "qty": 0}
-    });
-    json!({"Records": [{
-        "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
-        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
-        "body": envelope.to_string(),
-        "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": "alice", "MessageDeduplicationId": "m-1"},
-        "messageAttributes": {}, "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:chat-orders.fifo", "awsRegion": "us-east-1"
-    }]})
-}
-
-/// An HTTP API v2 event for `GET /http/rooms/no%20spaces/members`: 400 before the store.
-fn http_event() -> Value {
-    json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": "/http/rooms/no%20spaces/members",
-        "rawQueryString": "",
-        "headers": {"accept": "application/json", "host": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"},
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "a1b2c3d4e5",
-            "authorizer": {"jwt": {"claims": {"cognito:username": "alice", "sub": "u-alice", "token_use": "id"}, "scopes": null}},
-            "domainName": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com", "domainPrefix": "a1b2c3d4e5",
-            "http": {"method": "GET", "path": "/http/rooms/no%20spaces/members", "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.7", "userAgent": "bench"},
-            "requestId": "BkbP1jXnDoEEMDQ=", "routeKey": "$default", "stage": "$default",
-            "time": "22/Nov/2026:09:40:00 +0000", "timeEpoch": 1_795_000_000_000_i64
-        },
-        "isBase64Encoded": false
-    })
+    sqs::event([sqs::forwarded(
+        "orders",
+        "placeOrder",
+        json!({"action": "placeOrder", "item": "tea", "qty": 0}),
+    )])
+    .build()
 }
 
 /// Whether `answer` is the real answer of `role` to its bench event.
@@ -158,31 +104,18 @@ async fn cold_start(
     // Queue first, so the measurement is process start -> first answer.
     let id = api.enqueue(event);
     let started = Instant::now();
-    let mut child = Command::new(binary)
-        .env_clear()
-        .envs(api.function_env(role))
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
-        .env("AWS_SECRET_ACCESS_KEY", "local-secret")
-        .env("SWITCHBOARD_CONNECTIONS_TABLE", "bench-connections")
-        .env("SWITCHBOARD_ROOMS_TABLE", "bench-rooms")
-        .env("SWITCHBOARD_MANAGEMENT_ENDPOINT", "http://127.0.0.1:9")
-        .env("SWITCHBOARD_DYNAMODB_ENDPOINT", "http://127.0.0.1:9")
-        .env("SWITCHBOARD_SQS_ENDPOINT", "http://127.0.0.1:9")
-        .env(
-            "SWITCHBOARD_QUEUE_URL_ORDERS",
-            "http://127.0.0.1:9/000000000000/chat-orders.fifo",
-        )
-        .env("SWITCHBOARD_AUTO_CONFIRM_USERS", "true")
-        .env("SWITCHBOARD_JWT_ISSUER", issuer)
-        .env(
-            "SWITCHBOARD_JWT_AUDIENCE",
-            switchboard::local::LOCAL_AUDIENCE,
-        )
+    let env = FunctionEnv::local()
+        .tables(&TableNames::new("bench-connections", "bench-rooms"))
+        .management_endpoint(NOWHERE)
+        .dynamodb_endpoint(NOWHERE)
+        .sqs_endpoint(NOWHERE)
+        .queue_url("orders", format!("{NOWHERE}/000000000000/chat-orders.fifo"))
+        .auto_confirm_users(true)
+        .jwt_issuer(issuer)
+        .jwt_audience(switchboard::local::LOCAL_AUDIENCE);
+    let mut child = api
+        .command(binary, role, &env)
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .map_err(|e| e.to_string())?;
     let answer = api
@@ -263,10 +196,14 @@ async fn main() -> std::process::ExitCode {
             "ws:join",
             ws_event("join", r#"{"action":"join","room":"no spaces"}"#),
         ),
-        ("ws:authorizer", authorizer_event(&token)),
-        ("http", http_event()),
+        ("ws:authorizer", authorizer::request().token(&token).build()),
+        // `GET /http/rooms/no%20spaces/members`: 400 before the store.
+        (
+            "http",
+            http::request("GET", "/http/rooms/no%20spaces/members").build(),
+        ),
         ("queue:orders", sqs_event()),
-        ("cognito:pre-signup", pre_signup_event()),
+        ("cognito:pre-signup", cognito::pre_signup("alice").build()),
     ];
     for (role, event) in &roles {
         let mut times = Vec::with_capacity(RUNS);
