@@ -1,4 +1,5 @@
-//! Embeds every file of `../template` (the cargo-generate template) in the binary:
+//! Embeds every file of `template/` (the cargo-generate template, inside this package so
+//! that the published crate carries it) in the binary:
 //! writes `$OUT_DIR/template_files.rs`, a sorted list of `(path, include_str!(..))`.
 
 use std::error::Error;
@@ -22,7 +23,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Box<dyn Error>> {
 
 fn main() -> Result<(), Box<dyn Error>> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
-    let root = manifest_dir.join("..").join("template").canonicalize()?;
+    let root = manifest_dir.join("template").canonicalize()?;
     println!("cargo::rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     walk(&root, &mut files)?;

@@ -3,7 +3,7 @@
 # it is only read, never imported) into target/pulumi-aws-venv and extracts, from its
 # source, every resource type token with its input property names (and which are
 # required), and the input property names of the nested input types, into
-# target/pulumi-aws-schema.json. deploy/tests/schema.rs checks the deploy program's
+# target/pulumi-aws-schema.json. app-deploy/tests/schema.rs checks the deploy program's
 # tokens and property names against that file. Used by .ci/run; usable by hand:
 #   bash scripts/pulumi-aws-schema.sh          # prints the JSON file's path
 #

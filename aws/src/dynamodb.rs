@@ -74,7 +74,7 @@
 //! # Errors
 //!
 //! The client retries transient errors itself (standard mode, 3 attempts, every call
-//! bounded by 9 s: see [`crate::aws`]). After that,
+//! bounded by 9 s: see [the crate documentation](crate)). After that,
 //! `ProvisionedThroughputExceededException`, `ThrottlingException` and
 //! `RequestLimitExceeded` become [`StoreError::Throttled`]; no answer (connection refused
 //! or reset, a timeout) or a 5xx becomes [`StoreError::Unavailable`]; anything else

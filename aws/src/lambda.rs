@@ -1,6 +1,6 @@
 //! Lambda mode: the same executable runs as every function of the service.
 //!
-//! When `AWS_LAMBDA_RUNTIME_API` is set, [`App::main`](crate::App::main) runs
+//! When `AWS_LAMBDA_RUNTIME_API` is set, `switchboard::App::main` runs
 //! `lambda_runtime` as the function named by the handler string (`_HANDLER`), so one
 //! artifact serves every function:
 //!
@@ -10,7 +10,7 @@
 //! | `ws:authorizer` | `ApiGatewayCustomAuthorizerRequestTypeRequest` | the app's `$connect` authorizer |
 //! | `cognito:pre-signup` | `CognitoEventUserPoolsPreSignup` | auto-confirms new users when `SWITCHBOARD_AUTO_CONFIRM_USERS=true` |
 //! | `queue:<name>` | `SqsEvent` | the queue's `#[queue_consumer]`, answering with `batchItemFailures` (`ReportBatchItemFailures`) |
-//! | `http` | HTTP API payload v2 (`lambda_http`) | the app's HTTP API ([`App::http`]); the caller from the JWT authorizer's claims |
+//! | `http` | HTTP API payload v2 (`lambda_http`) | the app's HTTP API (`switchboard::App::http`); the caller from the JWT authorizer's claims |
 //!
 //! Configuration comes from environment variables the deploy program sets; everything
 //! missing is reported at once, at cold start, as a Lambda init error.

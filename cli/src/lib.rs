@@ -1,5 +1,5 @@
-//! `switchboard new NAME`: a new service workspace from the repository's cargo-generate
-//! template (`template/`, embedded at build time).
+//! `switchboard new NAME`: a new service workspace from the cargo-generate template in
+//! this package (`cli/template/`, embedded at build time).
 //!
 //! The template uses cargo-generate's placeholders, and [`render`] implements the subset
 //! of Liquid it needs, so both tools produce the same files:
@@ -9,7 +9,11 @@
 //!   path to a local checkout, else the git repository);
 //! - `{% if VAR == "" %}`, `{% if VAR != "" %}`, `{% else %}`, `{% endif %}`.
 //!
-//! `cargo-generate.toml` itself is not copied (cargo-generate drops it too).
+//! `cargo-generate.toml` itself is not copied (cargo-generate drops it too), and a
+//! `.liquid` suffix is dropped from file names, as cargo-generate does: the template's
+//! manifests are `Cargo.toml.liquid`, since `cargo package` leaves out any directory
+//! holding a `Cargo.toml` (a nested package), which would leave the template out of
+//! the published crate.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +24,10 @@ pub const TEMPLATE_FILES: &[(&str, &str)] =
 
 /// The template's own configuration, read by cargo-generate and not copied.
 pub const TEMPLATE_CONFIG: &str = "cargo-generate.toml";
+
+/// The suffix dropped from a template file's name when it is rendered (cargo-generate's
+/// convention): `Cargo.toml.liquid` becomes `Cargo.toml`.
+pub const LIQUID_SUFFIX: &str = ".liquid";
 
 /// Switchboard's git repository: the default source of the generated dependencies.
 pub const DEFAULT_GIT: &str = env!("CARGO_PKG_REPOSITORY");
@@ -308,6 +316,7 @@ pub fn render_all(
                 file: (*path).to_owned(),
                 message,
             };
+            let path = path.strip_suffix(LIQUID_SUFFIX).unwrap_or(path);
             Ok((
                 render(path, vars).map_err(template)?,
                 render(text, vars).map_err(template)?,
@@ -465,7 +474,7 @@ mod tests {
                 }
             }
         }
-        let root = repo().join("template");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("template");
         let mut on_disk = Vec::new();
         walk(&root, &root, &mut on_disk);
         on_disk.sort();
@@ -479,7 +488,9 @@ mod tests {
             assert_eq!(*text, disk, "{path} is stale: rebuild");
         }
         for must in [
-            "Cargo.toml",
+            "Cargo.toml.liquid",
+            "app/Cargo.toml.liquid",
+            "deploy/Cargo.toml.liquid",
             "app/src/lib.rs",
             "app/src/main.rs",
             "app/web/index.html",
@@ -502,6 +513,8 @@ mod tests {
             let files = render_all(&vars).unwrap();
             assert_eq!(files.len(), TEMPLATE_FILES.len() - 1);
             assert!(files.iter().all(|(p, _)| p != TEMPLATE_CONFIG));
+            assert!(files.iter().all(|(p, _)| !p.ends_with(LIQUID_SUFFIX)));
+            assert!(files.iter().any(|(p, _)| p == "deploy/Cargo.toml"));
             for (path, text) in &files {
                 for marker in ["{{", "}}", "{%", "%}"] {
                     assert!(!text.contains(marker), "{path} keeps {marker:?}");

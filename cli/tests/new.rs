@@ -1,5 +1,13 @@
-//! `switchboard new`: the built binary generates a service against this checkout; the
-//! service's own tests pass, and `cargo run` serves its handler over a real WebSocket.
+//! `switchboard new`: the built binary generates a service against the crates as
+//! `cargo package` makes them (what a user downloads from crates.io); the service's own
+//! tests pass, and `cargo run` serves its handler over a real WebSocket.
+//!
+//! The publishable crates are packaged into `target/template-test/package` and unpacked
+//! into `target/template-test/packaged`, laid out like a checkout (`switchboard/`,
+//! `deploy/`, `core/`, ...) so that `--switchboard-path` takes it; the service's
+//! `[patch.crates-io]` sends the crates' own dependencies on each other there too. A
+//! file is rewritten only when its contents change (packaged files all carry the same
+//! old mtime, and cargo decides freshness by mtime).
 //!
 //! The generated workspace builds into `target/template-test` (not `target/debug`: the
 //! outer `cargo test` holds that directory's lock while tests run). Re-runs are
@@ -19,6 +27,19 @@ use tokio_tungstenite::tungstenite::Message;
 /// two shared cores; a bound, not an expectation.
 const BUILD_LIMIT: Duration = Duration::from_secs(60 * 60);
 const WAIT: Duration = Duration::from_secs(20);
+
+/// The crates published to crates.io, and their directories in a checkout.
+const PUBLISHED: &[(&str, &str)] = &[
+    ("switchboard-macros", "macros"),
+    ("switchboard-core", "core"),
+    ("switchboard-aws", "aws"),
+    ("switchboard-local", "local"),
+    ("switchboard-contract", "contract"),
+    ("switchboard-testing", "testing"),
+    ("switchboard", "switchboard"),
+    ("switchboard-deploy", "deploy"),
+    ("switchboard-cli", "cli"),
+];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -105,6 +126,89 @@ fn run_logged(mut cmd: Command, log: &Path, limit: Duration) -> (bool, String) {
     (status.is_some_and(|s| s.success()), out)
 }
 
+/// Makes `dest` hold exactly the files of `src`, writing only those whose contents
+/// differ (so that unchanged files keep their mtime and cargo's fingerprints hold).
+fn sync_dir(src: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    let mut keep = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        let (from, to) = (entry.path(), dest.join(&name));
+        keep.insert(name);
+        if entry.file_type().unwrap().is_dir() {
+            if to.is_file() {
+                std::fs::remove_file(&to).unwrap();
+            }
+            sync_dir(&from, &to);
+        } else {
+            let new = std::fs::read(&from).unwrap();
+            if to.is_dir() {
+                std::fs::remove_dir_all(&to).unwrap();
+            }
+            if std::fs::read(&to).ok().as_deref() != Some(new.as_slice()) {
+                std::fs::write(&to, new).unwrap();
+            }
+        }
+    }
+    for entry in std::fs::read_dir(dest).unwrap() {
+        let entry = entry.unwrap();
+        if !keep.contains(&entry.file_name()) {
+            let path = entry.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(path).unwrap();
+            } else {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+    }
+}
+
+/// Packages the published crates (`cargo package`, several at once: their dependencies
+/// on each other resolve through cargo's local overlay) and unpacks them into
+/// `target/template-test/packaged/DIR`, `DIR` being the crate's directory in a checkout.
+/// `--no-verify`: building the generated service against these crates is the
+/// verification (and `.ci/run`'s clippy and tests build the same sources).
+fn package_and_unpack(tmp: &Path) -> PathBuf {
+    let root = repo();
+    let target = root.join("target").join("template-test");
+    let mut package = cargo(&root);
+    package.args(["package", "--no-verify", "--allow-dirty"]);
+    for (name, _) in PUBLISHED {
+        package.args(["-p", name]);
+    }
+    let (ok, log) = run_logged(package, &tmp.join("package.log"), BUILD_LIMIT);
+    assert!(ok, "cargo package:\n{}", tail(&log));
+
+    let staging = tmp.join("unpacked");
+    std::fs::create_dir_all(&staging).unwrap();
+    let packaged = target.join("packaged");
+    let version = env!("CARGO_PKG_VERSION");
+    for (name, dir) in PUBLISHED {
+        let krate = target
+            .join("package")
+            .join(format!("{name}-{version}.crate"));
+        let out = Command::new("tar")
+            .arg("xzf")
+            .arg(&krate)
+            .arg("-C")
+            .arg(&staging)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tar xzf {}: {}",
+            krate.display(),
+            text(&out.stderr)
+        );
+        sync_dir(
+            &staging.join(format!("{name}-{version}")),
+            &packaged.join(dir),
+        );
+    }
+    packaged
+}
+
 fn tail(s: &str) -> &str {
     let mut start = s.len().saturating_sub(8000);
     while !s.is_char_boundary(start) {
@@ -114,9 +218,19 @@ fn tail(s: &str) -> &str {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_generated_service_passes_its_tests_and_serves_its_handler() {
+async fn a_service_generated_against_the_packaged_crates_passes_its_tests_and_serves() {
     let root = repo();
     let tmp = temp_dir("e2e");
+    let packaged = package_and_unpack(&tmp);
+
+    // The published CLI carries its template, byte for byte what this binary embeds.
+    for (path, contents) in switchboard_cli::TEMPLATE_FILES {
+        let file = packaged.join("cli").join("template").join(path);
+        let shipped = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{} is not in the packaged CLI: {e}", file.display()));
+        assert_eq!(shipped, *contents, "{path}");
+    }
+
     let dir = tmp.join("demo-svc");
     let out = switchboard(&[
         "new",
@@ -124,7 +238,7 @@ async fn a_generated_service_passes_its_tests_and_serves_its_handler() {
         "--path",
         dir.to_str().unwrap(),
         "--switchboard-path",
-        root.to_str().unwrap(),
+        packaged.to_str().unwrap(),
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
@@ -132,11 +246,24 @@ async fn a_generated_service_passes_its_tests_and_serves_its_handler() {
         stdout.contains("cargo run") && stdout.contains("bash .ci/run"),
         "{stdout}"
     );
-    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let packaged = packaged.canonicalize().unwrap();
+    let mut manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
     assert!(manifest.contains(&format!(
-        "path = \"{}/runtime\"",
-        root.canonicalize().unwrap().display()
+        "switchboard = {{ path = \"{}/switchboard\" }}",
+        packaged.display()
     )));
+    // The packaged crates name each other by version (crates.io): send those here too.
+    // (The facade and the deploy crate are the service's path dependencies already,
+    // and nothing depends on the CLI.)
+    manifest.push_str("\n[patch.crates-io]\n");
+    let direct = ["switchboard", "switchboard-deploy", "switchboard-cli"];
+    for (name, dir) in PUBLISHED.iter().filter(|(name, _)| !direct.contains(name)) {
+        manifest.push_str(&format!(
+            "{name} = {{ path = \"{}\" }}\n",
+            packaged.join(dir).display()
+        ));
+    }
+    std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
 
     // This checkout's lock: the same versions, nothing new to resolve or download.
     std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();

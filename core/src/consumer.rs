@@ -130,7 +130,7 @@ impl<T> Message<T> {
 pub struct Record {
     /// The queue's message id (what `ReportBatchItemFailures` reports).
     pub message_id: String,
-    /// The raw body: an [envelope](crate::queue::envelope).
+    /// The raw body: an [envelope].
     pub body: String,
     /// The message group (empty if unknown).
     pub group_id: String,

@@ -1,7 +1,7 @@
 //! The service's contract: what each route accepts and answers and what the server
 //! pushes, with JSON Schemas from the Rust types — the input of the AsyncAPI document
-//! ([`asyncapi`], `app asyncapi`) and of the typed TypeScript client ([`typescript`],
-//! `app client-ts`).
+//! (`switchboard_contract::asyncapi`, `app asyncapi`) and of the typed TypeScript
+//! client (`switchboard_contract::typescript`, `app client-ts`).
 //!
 //! # How types are captured
 //!
@@ -10,7 +10,7 @@
 //! argument), the reply type (the return type with `Result<_, E>`, `Option<_>` and
 //! `Json<_>` unwrapped) and the types listed in `emits = [..]`. Each type goes through
 //! [`Probe`]: by autoref specialisation a type that implements
-//! [`JsonSchema`](schemars::JsonSchema) yields its schema, any other type an *open*
+//! [`JsonSchema`] yields its schema, any other type an *open*
 //! schema (anything goes) that the document marks with `x-switchboard-open` and the
 //! type's name. So handlers whose types do not derive `JsonSchema` compile unchanged.
 //!

@@ -4,7 +4,7 @@
 //! are left out when `None` (the program never sends null).
 //!
 //! Tokens and property names are checked against the pinned `pulumi_aws` SDK by
-//! `deploy/tests/schema.rs`.
+//! `app-deploy/tests/schema.rs`.
 
 use std::collections::BTreeMap;
 
