@@ -18,7 +18,7 @@ fn websocket_events_have_aws_shape_and_defaults() {
     assert_eq!(rc.connection_id.as_deref(), Some("Y29ubg=="));
     assert_eq!(rc.message_id.as_deref(), Some(websocket::MESSAGE_ID));
     assert_eq!(rc.request_id.as_deref(), Some(websocket::REQUEST_ID));
-    assert_eq!(rc.api_id.as_deref(), Some(API_ID));
+    assert_eq!(rc.apiid.as_deref(), Some(API_ID));
     assert_eq!(rc.stage.as_deref(), Some("ws"));
     assert_eq!(rc.connected_at, websocket::CONNECTED_AT);
     assert_eq!(rc.request_time_epoch, websocket::REQUEST_TIME_EPOCH);
