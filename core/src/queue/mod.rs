@@ -384,3 +384,64 @@ pub trait Queue: Send + Sync + 'static {
         Err(QueueError::Unsupported { operation: "purge" })
     }
 }
+
+/// A shared queue is a queue: the caller can keep a handle (to send, inspect or purge)
+/// while the app uses it.
+#[async_trait]
+impl<Q: Queue + ?Sized> Queue for std::sync::Arc<Q> {
+    async fn send(
+        &self,
+        queue: &str,
+        message: &OutgoingMessage,
+    ) -> Result<SendReceipt, QueueError> {
+        (**self).send(queue, message).await
+    }
+
+    async fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        (**self).receive(queue, max, wait).await
+    }
+
+    async fn delete(&self, queue: &str, receipt_handle: &str) -> Result<(), QueueError> {
+        (**self).delete(queue, receipt_handle).await
+    }
+
+    async fn change_visibility(
+        &self,
+        queue: &str,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<(), QueueError> {
+        (**self)
+            .change_visibility(queue, receipt_handle, timeout)
+            .await
+    }
+
+    async fn stats(&self, queue: &str) -> Result<QueueStats, QueueError> {
+        (**self).stats(queue).await
+    }
+
+    async fn dead_letters(
+        &self,
+        queue: &str,
+        max: usize,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        (**self).dead_letters(queue, max).await
+    }
+
+    async fn peek(&self, queue: &str, max: usize) -> Result<Vec<PeekedMessage>, QueueError> {
+        (**self).peek(queue, max).await
+    }
+
+    async fn redrive(&self, queue: &str, message_id: Option<&str>) -> Result<usize, QueueError> {
+        (**self).redrive(queue, message_id).await
+    }
+
+    async fn purge(&self, queue: &str) -> Result<usize, QueueError> {
+        (**self).purge(queue).await
+    }
+}
