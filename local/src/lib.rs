@@ -10,6 +10,7 @@
 //! `@connections` POST/GET/DELETE with 410 for gone connections, connection ids in AWS's
 //! shape, and `$disconnect` on every kind of close.
 
+mod console;
 mod consumers;
 pub mod http;
 mod hub;
@@ -70,6 +71,10 @@ pub struct LocalConfig {
     pub write_timeout: Duration,
     /// Where the local token issuer keeps its key (`.switchboard/`).
     pub state_dir: std::path::PathBuf,
+    /// The secret that opens the console (`/local/`) to callers that are not on
+    /// loopback, as `Authorization: Bearer <secret>`. Without it only loopback callers
+    /// may use the console.
+    pub admin_secret: Option<String>,
 }
 
 impl Default for LocalConfig {
@@ -86,6 +91,7 @@ impl Default for LocalConfig {
             max_in_flight: 64,
             write_timeout: Duration::from_secs(10),
             state_dir: std::path::PathBuf::from(issuer::DEFAULT_DIR),
+            admin_secret: None,
         }
     }
 }
@@ -135,6 +141,7 @@ impl LocalGateway {
         let mut router = router(Arc::clone(&gateway), http);
         let consumers = consumers::EmbeddedConsumers::start(gateway.dispatcher.services());
         router = router.merge(consumers.routes());
+        router = router.merge(console::router(Arc::clone(&gateway)));
         if let Some(issuer) = issuer {
             router = router.merge(issuer::routes(issuer));
         }
@@ -214,6 +221,7 @@ impl LocalGateway {
         if let Some(consumers) = self.consumers.take() {
             consumers.drain(grace).await;
         }
+        self.gateway.console.close();
         self.gateway.hub.close_all(1001, "Going away");
         let sockets_deadline = deadline.max(tokio::time::Instant::now() + MIN_CLOSE_GRACE);
         while self.gateway.hub.len() > 0 || self.gateway.closing() > 0 {
