@@ -104,6 +104,7 @@ fn print_banner(gateway: &switchboard_local::LocalGateway, dev_auth: bool) {
     println!("  manifest     {}/local/manifest", gateway.http_url());
     println!("  queues       {}/local/queues", gateway.http_url());
     println!("  stats        {}/local/stats", gateway.http_url());
+    println!("  console      {}/local/", gateway.http_url());
     println!("Ctrl-C (or SIGTERM) stops it.");
 }
 
@@ -219,6 +220,7 @@ impl ServeArgs {
             idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
             max_connection_age: Duration::from_secs(self.max_age.max(1)),
             state_dir: self.state_dir.clone(),
+            admin_secret: std::env::var("SWITCHBOARD_ADMIN_SECRET").ok(),
             ..LocalConfig::default()
         }
     }
