@@ -2,7 +2,7 @@
 //! writes to them.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -66,6 +66,10 @@ pub(crate) struct Live {
     pub(crate) user_agent: Option<String>,
     pub(crate) identity: Identity,
     pub(crate) authorizer_fields: HashMap<String, Value>,
+    /// Text frames read from the client (for the console).
+    pub(crate) frames_in: AtomicU64,
+    /// Frames written to the client (for the console).
+    pub(crate) frames_out: AtomicU64,
 }
 
 impl Live {
@@ -95,6 +99,14 @@ impl Hub {
 
     pub(crate) fn live(&self, id: &str) -> Option<Arc<Live>> {
         self.live.read().ok().and_then(|m| m.get(id).cloned())
+    }
+
+    /// Every open connection (for the console).
+    pub(crate) fn snapshot(&self) -> Vec<Arc<Live>> {
+        self.live
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub(crate) fn len(&self) -> usize {

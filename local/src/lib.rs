@@ -14,6 +14,7 @@
 //! clients unless given an admin secret, and refuses to start unsigned or with the
 //! development authorizer unless told to ([`exposure`]).
 
+mod console;
 mod consumers;
 pub mod exposure;
 pub mod http;
@@ -160,6 +161,7 @@ impl LocalGateway {
         let mut router = router(Arc::clone(&gateway), http);
         let consumers = consumers::EmbeddedConsumers::start(gateway.dispatcher.services());
         router = router.merge(consumers.routes());
+        router = router.merge(console::router(Arc::clone(&gateway)));
         if let Some(issuer) = issuer {
             router = router.merge(issuer::routes(issuer));
         }
@@ -263,6 +265,7 @@ impl LocalGateway {
         if let Some(consumers) = self.consumers.take() {
             consumers.drain(grace).await;
         }
+        self.gateway.console.close();
         self.gateway.hub.close_all(1001, "Going away");
         let sockets_deadline = deadline.max(tokio::time::Instant::now() + MIN_CLOSE_GRACE);
         while self.gateway.hub.len() > 0 || self.gateway.closing() > 0 {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use aws_lambda_events::apigw::{
@@ -84,6 +84,10 @@ pub(crate) struct Gateway {
     /// Static files served next to the page (`App::web_asset`).
     pub(crate) web_assets: Vec<switchboard_core::spec::WebAsset>,
     pub(crate) manifest: String,
+    /// The routes' payload schemas for the console's send form (`null` when unknown).
+    pub(crate) contract: serde_json::Value,
+    /// The console's live feed and charts.
+    pub(crate) console: crate::console::Feed,
     domain: OnceLock<String>,
     closing: AtomicUsize,
 }
@@ -97,6 +101,14 @@ impl Gateway {
         web_page: Option<&'static str>,
         manifest: String,
     ) -> Self {
+        let routes = dispatcher
+            .services()
+            .registry
+            .routes()
+            .iter()
+            .map(|r| r.def.key)
+            .chain(["$default"]);
+        let console = crate::console::Feed::new(routes);
         Self {
             dispatcher,
             hub,
@@ -106,6 +118,8 @@ impl Gateway {
             web_page,
             web_assets: Vec::new(),
             manifest,
+            contract: serde_json::Value::Null,
+            console,
             domain: OnceLock::new(),
             closing: AtomicUsize::new(0),
         }
@@ -242,9 +256,12 @@ impl Gateway {
             user_agent,
             identity,
             authorizer_fields,
+            frames_in: AtomicU64::new(0),
+            frames_out: AtomicU64::new(0),
         });
         self.hub.insert(Arc::clone(&live));
         self.hub.stats.connected();
+        self.console.connected(&live, &upgrade.query);
         Ok(Opened { live, rx, protocol })
     }
 
@@ -266,22 +283,36 @@ impl Gateway {
             rc.identity.user_agent = live.user_agent.clone();
             rc.authorizer.fields = live.authorizer_fields.clone();
             let request_id = rc.request_id.clone().unwrap_or_default();
+            // A copy for the console only when one is listening and has room.
+            let payload = gateway.console.wants().then(|| text.clone());
             let mut event = ApiGatewayWebsocketProxyRequest::default();
             event.request_context = rc;
             event.body = Some(text);
+            let started = std::time::Instant::now();
             match tokio::time::timeout(
                 gateway.config.integration_timeout,
                 gateway.dispatcher.dispatch(event),
             )
             .await
             {
-                Ok(outcome) => outcome.body,
-                Err(_) => Frame::json(&serde_json::json!({
+                Ok(outcome) => {
+                    let latency = started.elapsed();
+                    let payload = payload.as_deref();
+                    gateway
+                        .console
+                        .message(&live, route, latency, &outcome, payload);
+                    outcome.body
+                }
+                Err(_) => {
+                    let timed_out = started.elapsed();
+                    gateway.console.metrics.record(route, timed_out, true);
+                    Frame::json(&serde_json::json!({
                     "message": "Endpoint request timed out",
                     "connectionId": live.id,
                     "requestId": request_id,
-                }))
-                .ok(),
+                    }))
+                    .ok()
+                }
             }
         }
     }
@@ -302,6 +333,7 @@ impl Gateway {
         event.request_context = rc;
         let outcome = self.dispatcher.dispatch(event).await;
         self.hub.stats.disconnected();
+        self.console.closed(live, code, reason);
         if let Some(err) = outcome.error {
             tracing::warn!(connection_id = %live.id, error = %err, "$disconnect failed");
         }

@@ -93,7 +93,7 @@ fn authorizer(app: &AppSpec, base_url: &str, state_dir: &Path) -> Result<Auth, L
 }
 
 /// The gateway's shared state: services sending through the hub, the manifest, the page.
-fn gateway(
+pub(crate) fn gateway(
     app: &AppSpec,
     config: LocalConfig,
     authorizer: Arc<dyn Authorizer>,
@@ -112,6 +112,7 @@ fn gateway(
         manifest,
     );
     gateway.web_assets = app.web_assets.clone();
+    gateway.contract = crate::console::contract_json(app, &gateway);
     Ok(Arc::new(gateway))
 }
 

@@ -62,6 +62,14 @@ impl Stats {
             .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    /// Frames read and written so far (the console's charts).
+    pub(crate) fn frame_totals(&self) -> (u64, u64) {
+        (
+            self.frames_in.load(Ordering::Relaxed),
+            self.frames_out.load(Ordering::Relaxed),
+        )
+    }
+
     pub(crate) fn slow_consumer_closed(&self) {
         self.slow_consumer_closes.fetch_add(1, Ordering::Relaxed);
     }

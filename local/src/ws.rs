@@ -188,6 +188,7 @@ where
                     }
                 }
                 let n = batch.len();
+                gateway.console.sent(&live, "push", &batch);
                 if !write_or_close(&mut ws, &live, batch, write_timeout).await {
                     break End::Abnormal;
                 }
@@ -195,6 +196,7 @@ where
             }
             Some(reply) = in_flight.next(), if !in_flight.is_empty() => {
                 if let Some(frame) = reply {
+                    gateway.console.sent(&live, "reply", std::slice::from_ref(&frame));
                     if !write_or_close(&mut ws, &live, vec![frame], write_timeout).await {
                         break End::Abnormal;
                     }
@@ -204,6 +206,7 @@ where
             msg = ws.next(), if in_flight.len() < max_in_flight => match msg {
                 Some(Ok(Message::Text(text))) => {
                     gateway.hub.stats.frame_in();
+                    live.frames_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     idle.as_mut().reset(Instant::now() + cfg.idle_timeout);
                     live.touch(now_ms());
                     in_flight.push(Box::pin(gateway.on_message(&live, text.as_str().to_owned())));

@@ -113,6 +113,7 @@ fn print_banner(gateway: &switchboard_local::LocalGateway, dev_auth: bool) {
     println!("  manifest     {}/local/manifest", gateway.http_url());
     println!("  queues       {}/local/queues", gateway.http_url());
     println!("  stats        {}/local/stats", gateway.http_url());
+    println!("  console      {}/local/", gateway.http_url());
 }
 
 /// `--store dynamodb`: the connection store in DynamoDB (tables created at an

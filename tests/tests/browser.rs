@@ -1,9 +1,10 @@
-//! The chat page in a real browser: starts the local gateway (the local issuer's tokens,
-//! as `cargo run` does) on 127.0.0.1, then runs `node tests/browser/chat.mjs URL OUT_DIR`,
-//! which drives Debian's `chromium` with playwright-core: two users sign in, join one
-//! room, see each other's messages, the page's HTTP API calls and heartbeat work, and the
-//! page reconnects by itself after the server drops its socket. Screenshots land in
-//! `target/browser/`.
+//! The chat page and the local console in a real browser: starts the local gateway (the
+//! local issuer's tokens, as `cargo run` does) on 127.0.0.1, then runs
+//! `node tests/browser/chat.mjs URL OUT_DIR`, which drives Debian's `chromium` with
+//! playwright-core: two users sign in, join one room, see each other's messages, the
+//! page's HTTP API calls and heartbeat work, and the page reconnects by itself after the
+//! server drops its socket; and `console.mjs`, which watches two users chat in the
+//! console and drives the service from it. Screenshots land in `target/browser/`.
 //!
 //! Needs `node`, `tests/browser/node_modules` (`npm ci` in `tests/browser`) and chromium
 //! (`/usr/bin/chromium`, or `CHROMIUM=path`); `.ci/run` provides all three. Without them
@@ -65,8 +66,9 @@ fn missing(browser_dir: &Path) -> Vec<String> {
     missing
 }
 
-#[tokio::test]
-async fn two_users_chat_in_chromium_and_the_page_reconnects() {
+/// The browser tests' prerequisites; `None` (after saying so, loudly) when they are
+/// missing outside CI.
+fn ready() -> Option<(PathBuf, PathBuf)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let browser_dir = root.join("browser");
     let missing = missing(&browser_dir);
@@ -79,35 +81,24 @@ async fn two_users_chat_in_chromium_and_the_page_reconnects() {
             "\n!!!!!!!! SKIPPED: the browser test did not run: missing {what}. \
              `bash .ci/run` installs everything. !!!!!!!!\n"
         );
-        return;
+        return None;
     }
     let out_dir = root.join("../target/browser");
     std::fs::create_dir_all(&out_dir).unwrap();
-    for name in ["chat.png", "chat-bob.png", "chat-reconnected.png"] {
-        let _ = std::fs::remove_file(out_dir.join(name));
-    }
+    Some((browser_dir, out_dir))
+}
 
-    let state_dir = std::env::temp_dir().join(format!(
-        "switchboard-browser-{}",
-        switchboard::ids::new_api_id()
-    ));
-    let gw = step(
-        "gateway start",
-        chat_app::app().serve_local(LocalConfig {
-            state_dir,
-            ..config()
-        }),
-    )
-    .await
-    .unwrap();
-    let url = gw.http_url();
+/// One chromium at a time: two on two cores make every bounded wait tighter.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Runs `node SCRIPT URL OUT_DIR` and returns the JSON summary it prints (its `ok` true).
+async fn run_script(browser_dir: &Path, script: &str, url: &str, out_dir: &Path) -> Value {
     let mut command = Command::new("node");
     command
-        .arg(browser_dir.join("chat.mjs"))
-        .arg(&url)
-        .arg(&out_dir)
-        .current_dir(&browser_dir)
+        .arg(browser_dir.join(script))
+        .arg(url)
+        .arg(out_dir)
+        .current_dir(browser_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -123,7 +114,7 @@ async fn two_users_chat_in_chromium_and_the_page_reconnects() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "chat.mjs failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
+        "{script} failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
         output.status
     );
     let summary: Value = stdout
@@ -132,25 +123,32 @@ async fn two_users_chat_in_chromium_and_the_page_reconnects() {
         .find_map(|l| serde_json::from_str(l).ok())
         .unwrap_or_else(|| panic!("no JSON summary in: {stdout}\nstderr: {stderr}"));
     assert_eq!(summary["ok"], true, "{summary}");
-    let dropped_and_back = summary["reconnectedAs"]
-        .as_str()
-        .is_some_and(is_aws_connection_id);
-    assert!(dropped_and_back, "{summary}");
-    assert_ne!(summary["statusAfterDrop"], "connected", "{summary}");
+    summary
+}
 
-    for name in ["chat.png", "chat-bob.png", "chat-reconnected.png"] {
+fn assert_screenshots(out_dir: &Path, names: &[&str]) {
+    for name in names {
         let png = std::fs::read(out_dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(
             png.len() > 1000 && png.starts_with(b"\x89PNG\r\n\x1a\n"),
             "{name} is not a screenshot"
         );
     }
+}
 
-    // Closing the browser closed both sockets: every `$disconnect` ran and the store is
-    // empty again.
+fn state_dir() -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "switchboard-browser-{}",
+        switchboard::ids::new_api_id()
+    ))
+}
+
+/// Waits until closing the browser closed every socket: every `$disconnect` ran and the
+/// store is empty again.
+async fn wait_store_empty(gw: &switchboard::local::LocalGateway) {
     let deadline = tokio::time::Instant::now() + STEP;
     loop {
-        let records = store_records(&gw).await;
+        let records = store_records(gw).await;
         if records.is_empty() {
             break;
         }
@@ -160,5 +158,86 @@ async fn two_users_chat_in_chromium_and_the_page_reconnects() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn two_users_chat_in_chromium_and_the_page_reconnects() {
+    let Some((browser_dir, out_dir)) = ready() else {
+        return;
+    };
+    let _one = ONE_BROWSER.lock().await;
+    let shots = ["chat.png", "chat-bob.png", "chat-reconnected.png"];
+    for name in shots {
+        let _ = std::fs::remove_file(out_dir.join(name));
+    }
+    let gw = step(
+        "gateway start",
+        chat_app::app().serve_local(LocalConfig {
+            state_dir: state_dir(),
+            ..config()
+        }),
+    )
+    .await
+    .unwrap();
+    let summary = run_script(&browser_dir, "chat.mjs", &gw.http_url(), &out_dir).await;
+    let dropped_and_back = summary["reconnectedAs"]
+        .as_str()
+        .is_some_and(is_aws_connection_id);
+    assert!(dropped_and_back, "{summary}");
+    assert_ne!(summary["statusAfterDrop"], "connected", "{summary}");
+    assert_screenshots(&out_dir, &shots);
+    wait_store_empty(&gw).await;
+    shutdown(gw).await;
+}
+
+/// The console (`/local/`) drives the running chat app: see `tests/browser/console.mjs`.
+/// The `orders` queue is the test's own (one delivery before the dead-letter queue, 1 s
+/// visibility), holding one message the consumer cannot read: it becomes the dead letter
+/// the console redrives.
+#[tokio::test]
+async fn the_console_shows_and_drives_the_running_chat() {
+    use std::sync::Arc;
+    use switchboard::queue::memory::MemoryQueue;
+    use switchboard::queue::{OutgoingMessage, Queue, QueueSettings};
+
+    let Some((browser_dir, out_dir)) = ready() else {
+        return;
+    };
+    let _one = ONE_BROWSER.lock().await;
+    let shots = [
+        "console-overview.png",
+        "console-connections.png",
+        "console-rooms.png",
+        "console-frames.png",
+        "console-routes.png",
+        "console-queues.png",
+    ];
+    for name in shots {
+        let _ = std::fs::remove_file(out_dir.join(name));
+    }
+    let settings = QueueSettings {
+        visibility_timeout: Duration::from_secs(1),
+        max_receive_count: 1,
+        ..QueueSettings::default()
+    };
+    let queue = Arc::new(MemoryQueue::new().with_queue("orders", settings));
+    let gw = step(
+        "gateway start",
+        chat_app::app()
+            .queue(Arc::clone(&queue))
+            .serve_local(LocalConfig {
+                state_dir: state_dir(),
+                ..config()
+            }),
+    )
+    .await
+    .unwrap();
+    let poison = OutgoingMessage::new("not an envelope: a poison order", "poison", "poison-1");
+    queue.send("orders", &poison).await.unwrap();
+
+    let summary = run_script(&browser_dir, "console.mjs", &gw.http_url(), &out_dir).await;
+    assert_eq!(summary["redriven"], true, "{summary}");
+    assert_screenshots(&out_dir, &shots);
+    wait_store_empty(&gw).await;
     shutdown(gw).await;
 }

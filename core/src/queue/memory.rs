@@ -14,8 +14,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
-    OutgoingMessage, Queue, QueueError, QueueSettings, QueueStats, ReceivedMessage, SendReceipt,
-    dead_letter_queue_name, validate_receive, validate_visibility,
+    OutgoingMessage, PeekedMessage, Queue, QueueError, QueueSettings, QueueStats, ReceivedMessage,
+    SendReceipt, dead_letter_queue_name, validate_receive, validate_visibility,
 };
 
 /// An in-process [`Queue`] with SQS FIFO semantics (see the [module docs](super)).
@@ -503,11 +503,220 @@ impl Queue for MemoryQueue {
             })
             .collect())
     }
+
+    async fn peek(&self, queue: &str, max: usize) -> Result<Vec<PeekedMessage>, QueueError> {
+        self.peek_now(queue, max)
+    }
+
+    async fn redrive(&self, queue: &str, message_id: Option<&str>) -> Result<usize, QueueError> {
+        self.redrive_now(queue, message_id)
+    }
+
+    async fn purge(&self, queue: &str) -> Result<usize, QueueError> {
+        self.purge_now(queue)
+    }
+}
+
+/// The console's operations ([`Queue::peek`], [`Queue::redrive`], [`Queue::purge`]), kept
+/// apart from the SQS-shaped calls.
+impl MemoryQueue {
+    fn peek_now(&self, queue: &str, max: usize) -> Result<Vec<PeekedMessage>, QueueError> {
+        let now = Instant::now();
+        let inner = self.lock();
+        let state = inner
+            .queues
+            .get(queue)
+            .ok_or_else(|| QueueError::UnknownQueue(queue.to_owned()))?;
+        Ok(state
+            .messages
+            .iter()
+            .take(max)
+            .map(|(sequence, m)| PeekedMessage {
+                message: ReceivedMessage {
+                    receipt_handle: String::new(),
+                    ..m.to_received(*sequence)
+                },
+                in_flight: m.in_flight(now),
+            })
+            .collect())
+    }
+
+    fn redrive_now(&self, queue: &str, message_id: Option<&str>) -> Result<usize, QueueError> {
+        let mut inner = self.lock();
+        let dlq_name = inner
+            .queues
+            .get(queue)
+            .ok_or_else(|| QueueError::UnknownQueue(queue.to_owned()))?
+            .dlq
+            .clone()
+            .ok_or_else(|| {
+                QueueError::InvalidParameter(format!("{queue:?} is a dead-letter queue"))
+            })?;
+        let moved: Vec<Stored> = match inner.queues.get_mut(&dlq_name) {
+            Some(dlq) => {
+                let picked: Vec<u128> = dlq
+                    .messages
+                    .iter()
+                    .filter(|(_, m)| message_id.is_none_or(|id| m.message_id == id))
+                    .map(|(seq, _)| *seq)
+                    .collect();
+                picked
+                    .into_iter()
+                    .filter_map(|seq| dlq.remove(seq))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        if let Some(id) = message_id
+            && moved.is_empty()
+        {
+            return Err(QueueError::InvalidParameter(format!(
+                "no message {id:?} in {dlq_name:?}"
+            )));
+        }
+        let count = moved.len();
+        if let Some(state) = inner.queues.get_mut(queue) {
+            for mut message in moved {
+                message.receive_count = 0;
+                message.receipt = None;
+                message.invisible_until = None;
+                state.enqueue(message);
+            }
+        }
+        Ok(count)
+    }
+
+    fn purge_now(&self, queue: &str) -> Result<usize, QueueError> {
+        let mut inner = self.lock();
+        let state = inner
+            .queues
+            .get_mut(queue)
+            .ok_or_else(|| QueueError::UnknownQueue(queue.to_owned()))?;
+        let count = state.messages.len();
+        state.messages.clear();
+        state.groups.clear();
+        state.notify.notify_waiters();
+        Ok(count)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn poison_queue() -> MemoryQueue {
+        MemoryQueue::new().with_queue(
+            "jobs",
+            QueueSettings {
+                visibility_timeout: Duration::from_secs(1),
+                max_receive_count: 1,
+                ..QueueSettings::default()
+            },
+        )
+    }
+
+    /// Sends `bodies` to `jobs`, receives each once without deleting, and lets the
+    /// visibility timeout pass so that the next receive dead-letters them.
+    async fn dead_letter(q: &MemoryQueue, bodies: &[&str]) {
+        for (i, body) in bodies.iter().enumerate() {
+            let m = OutgoingMessage::new(*body, format!("g{i}"), format!("d{i}"));
+            q.send("jobs", &m).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        let got = q.receive("jobs", 10, Duration::ZERO).await;
+        assert_eq!(got.map(|b| b.len()), Ok(bodies.len()));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let again = q.receive("jobs", 10, Duration::ZERO).await;
+        assert_eq!(again.map(|b| b.len()), Ok(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn peek_shows_messages_and_whether_they_are_in_flight() {
+        let q = poison_queue();
+        for (i, body) in ["a", "b"].iter().enumerate() {
+            let m = OutgoingMessage::new(*body, format!("g{i}"), format!("d{i}"));
+            q.send("jobs", &m).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        let first = q.receive("jobs", 1, Duration::ZERO).await;
+        assert_eq!(first.map(|b| b.len()), Ok(1));
+        let peeked = q.peek("jobs", 10).await.unwrap_or_default();
+        let seen: Vec<(&str, bool, u32)> = peeked
+            .iter()
+            .map(|p| {
+                (
+                    p.message.body.as_str(),
+                    p.in_flight,
+                    p.message.receive_count,
+                )
+            })
+            .collect();
+        assert_eq!(seen, [("a", true, 1), ("b", false, 0)]);
+        assert!(peeked.iter().all(|p| p.message.receipt_handle.is_empty()));
+        assert_eq!(q.peek("jobs", 1).await.map(|p| p.len()), Ok(1));
+        assert!(matches!(
+            q.peek("nope", 1).await,
+            Err(QueueError::UnknownQueue(_))
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn redrive_moves_dead_letters_back_with_a_fresh_receive_count() {
+        let q = poison_queue();
+        dead_letter(&q, &["x", "y"]).await;
+        let dlq = q.peek("jobs-dlq", 10).await.unwrap_or_default();
+        assert_eq!(dlq.len(), 2);
+        let x = dlq[0].message.message_id.clone();
+
+        assert_eq!(q.redrive("jobs", Some(&x)).await, Ok(1));
+        assert!(matches!(
+            q.redrive("jobs", Some(&x)).await,
+            Err(QueueError::InvalidParameter(_))
+        ));
+        let stats = q.stats("jobs").await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((stats.visible, stats.dead_letters), (1, 1));
+        let back = q
+            .receive("jobs", 10, Duration::ZERO)
+            .await
+            .unwrap_or_default();
+        assert_eq!(back.len(), 1);
+        assert_eq!(
+            (back[0].message_id.as_str(), back[0].receive_count),
+            (x.as_str(), 1)
+        );
+
+        assert_eq!(q.redrive("jobs", None).await, Ok(1));
+        assert_eq!(q.peek("jobs-dlq", 10).await.map(|p| p.len()), Ok(0));
+        assert!(matches!(
+            q.redrive("jobs-dlq", None).await,
+            Err(QueueError::InvalidParameter(_))
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn purge_empties_a_queue_or_its_dead_letter_queue() {
+        let q = poison_queue();
+        dead_letter(&q, &["x"]).await;
+        let m = OutgoingMessage::new("z", "g", "dz");
+        q.send("jobs", &m).await.unwrap_or_else(|e| panic!("{e}"));
+        let held = q.receive("jobs", 1, Duration::ZERO).await;
+        assert_eq!(held.map(|b| b.len()), Ok(1));
+
+        assert_eq!(q.purge("jobs").await, Ok(1), "in flight or not");
+        let stats = q.stats("jobs").await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (stats.visible, stats.in_flight, stats.dead_letters),
+            (0, 0, 1)
+        );
+        assert_eq!(q.purge("jobs-dlq").await, Ok(1));
+        assert_eq!(q.purge("jobs-dlq").await, Ok(0));
+        // The group is free again: a new message of it is delivered.
+        q.send("jobs", &OutgoingMessage::new("w", "g", "dw"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            q.receive("jobs", 1, Duration::ZERO).await.map(|b| b.len()),
+            Ok(1)
+        );
+    }
 
     #[test]
     fn message_ids_are_v4_uuids() {

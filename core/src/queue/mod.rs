@@ -287,6 +287,23 @@ pub enum QueueError {
         /// Which operation.
         operation: &'static str,
     },
+    /// The backend does not offer this operation (the console's inspection and
+    /// maintenance calls are the embedded queue's).
+    #[error("queue: {operation} is not supported by this backend")]
+    Unsupported {
+        /// Which operation.
+        operation: &'static str,
+    },
+}
+
+/// A message as [`Queue::peek`] shows it: the message (with an empty receipt handle) and
+/// whether it is in flight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeekedMessage {
+    /// The message.
+    pub message: ReceivedMessage,
+    /// Whether a consumer holds it (received, visibility timeout not over).
+    pub in_flight: bool,
 }
 
 /// A set of named FIFO queues, each with a dead-letter queue.
@@ -341,4 +358,90 @@ pub trait Queue: Send + Sync + 'static {
         queue: &str,
         max: usize,
     ) -> Result<Vec<ReceivedMessage>, QueueError>;
+
+    /// Up to `max` messages of `queue` (any number; a dead-letter queue by its name
+    /// too), oldest first, without receiving them: for inspection (the local console).
+    /// Backends that cannot peek answer [`QueueError::Unsupported`].
+    async fn peek(&self, queue: &str, max: usize) -> Result<Vec<PeekedMessage>, QueueError> {
+        let _ = (queue, max);
+        Err(QueueError::Unsupported { operation: "peek" })
+    }
+
+    /// Moves messages of `queue`'s dead-letter queue back to `queue` (SQS's "start DLQ
+    /// redrive"): the one with `message_id`, or all of them when `None`. Each starts
+    /// again with a receive count of 0, at the end of its group. Returns how many moved.
+    async fn redrive(&self, queue: &str, message_id: Option<&str>) -> Result<usize, QueueError> {
+        let _ = (queue, message_id);
+        Err(QueueError::Unsupported {
+            operation: "redrive",
+        })
+    }
+
+    /// Deletes every message of `queue` (a dead-letter queue by its name too), in
+    /// flight or not, as SQS's `PurgeQueue`. Returns how many were deleted.
+    async fn purge(&self, queue: &str) -> Result<usize, QueueError> {
+        let _ = queue;
+        Err(QueueError::Unsupported { operation: "purge" })
+    }
+}
+
+/// A shared queue is a queue: the caller can keep a handle (to send, inspect or purge)
+/// while the app uses it.
+#[async_trait]
+impl<Q: Queue + ?Sized> Queue for std::sync::Arc<Q> {
+    async fn send(
+        &self,
+        queue: &str,
+        message: &OutgoingMessage,
+    ) -> Result<SendReceipt, QueueError> {
+        (**self).send(queue, message).await
+    }
+
+    async fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        (**self).receive(queue, max, wait).await
+    }
+
+    async fn delete(&self, queue: &str, receipt_handle: &str) -> Result<(), QueueError> {
+        (**self).delete(queue, receipt_handle).await
+    }
+
+    async fn change_visibility(
+        &self,
+        queue: &str,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<(), QueueError> {
+        (**self)
+            .change_visibility(queue, receipt_handle, timeout)
+            .await
+    }
+
+    async fn stats(&self, queue: &str) -> Result<QueueStats, QueueError> {
+        (**self).stats(queue).await
+    }
+
+    async fn dead_letters(
+        &self,
+        queue: &str,
+        max: usize,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        (**self).dead_letters(queue, max).await
+    }
+
+    async fn peek(&self, queue: &str, max: usize) -> Result<Vec<PeekedMessage>, QueueError> {
+        (**self).peek(queue, max).await
+    }
+
+    async fn redrive(&self, queue: &str, message_id: Option<&str>) -> Result<usize, QueueError> {
+        (**self).redrive(queue, message_id).await
+    }
+
+    async fn purge(&self, queue: &str) -> Result<usize, QueueError> {
+        (**self).purge(queue).await
+    }
 }
