@@ -37,6 +37,7 @@ fn post_error(e: &PostError) -> Response {
 }
 
 /// The request body as text, or the error to answer.
+#[allow(clippy::result_large_err)] // the error is the answer itself, made once per request
 fn text_body(body: Result<String, StringRejection>) -> Result<String, Response> {
     let text = body.map_err(|e| error(StatusCode::BAD_REQUEST, &e.body_text()))?;
     if text.is_empty() {
@@ -222,6 +223,7 @@ pub(super) struct QueueQuery {
 }
 
 /// The queue backend and the queue's name, if the app declares `name`.
+#[allow(clippy::result_large_err)] // the error is the answer itself, made once per request
 fn queue_of(
     gateway: &Gateway,
     name: &str,
