@@ -52,7 +52,7 @@ fn tokens() -> &'static Tokens {
             .unwrap();
         let pem = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/jwt/rsa-a.pem"
+            "/../testing/fixtures/jwt/rsa-a.pem"
         ))
         .unwrap();
         let der: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
