@@ -1,6 +1,6 @@
 //! The real `chat-app` binary as the `http` Lambda function (`_HANDLER=http`), against a
 //! fake Lambda Runtime API, fed the HTTP API payload v2 fixture events of
-//! `tests/fixtures/http/`: what `lambda_http` makes of the event and of the answer.
+//! `tests/fixtures/http/`: what the function makes of the event and of the answer.
 //!
 //! The store-reading requests need moto (`.ci/run` starts one; by hand:
 //! `eval "$(bash scripts/moto.sh start)"`).

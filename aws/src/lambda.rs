@@ -10,7 +10,7 @@
 //! | `ws:authorizer` | `ApiGatewayCustomAuthorizerRequestTypeRequest` | the app's `$connect` authorizer |
 //! | `cognito:pre-signup` | `CognitoEventUserPoolsPreSignup` | auto-confirms new users when `SWITCHBOARD_AUTO_CONFIRM_USERS=true` |
 //! | `queue:<name>` | `SqsEvent` | the queue's `#[queue_consumer]`, answering with `batchItemFailures` (`ReportBatchItemFailures`) |
-//! | `http` | HTTP API payload v2 (`lambda_http`) | the app's HTTP API (`switchboard::App::http`); the caller from the JWT authorizer's claims |
+//! | `http` | HTTP API payload v2 (`ApiGatewayV2httpRequest`, from the payload as JSON; not one → 400) | the app's HTTP API (`switchboard::App::http`); the caller from the JWT authorizer's claims |
 //!
 //! Configuration comes from environment variables the deploy program sets; everything
 //! missing is reported at once, at cold start, as a Lambda init error.
@@ -403,11 +403,13 @@ async fn serve_queue(
 
 async fn serve_http(service: HttpService) -> Result<(), LambdaError> {
     tracing::info!("serving the HTTP API");
-    let handler = lambda_http::service_fn(move |request: lambda_http::Request| {
+    // The payload as JSON, not `ApiGatewayV2httpRequest`: an event the type refuses (a
+    // method or header value that is not one) is answered 400, not an invocation error.
+    let handler = service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let service = service.clone();
-        async move { Ok::<_, std::convert::Infallible>(service.handle(request).await) }
+        async move { Ok::<_, Diagnostic>(service.handle_json(event.payload).await) }
     });
-    lambda_http::run(handler)
+    lambda_runtime::run(handler)
         .await
         .map_err(|e| LambdaError::Runtime(e.to_string()))
 }

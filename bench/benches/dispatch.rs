@@ -10,7 +10,8 @@
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayWebsocketProxyRequest,
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayV2httpRequest,
+    ApiGatewayWebsocketProxyRequest,
 };
 use aws_lambda_events::cognito::CognitoEventUserPoolsPreSignup;
 use aws_lambda_events::sqs::SqsEvent;
@@ -176,7 +177,7 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    // http: the HTTP API service (lambda_http's event parsing included).
+    // http: the HTTP API service (event parsing and both conversions included).
     let http = match chat_app::app().http_service(api.clone()) {
         Ok(Some(s)) => s,
         Ok(None) => panic!("the chat app has no HTTP API"),
@@ -185,13 +186,10 @@ fn bench(c: &mut Criterion) {
     let raw = http_event();
     c.bench_function("lambda event: http (GET /http/rooms/lobby/members)", |b| {
         b.to_async(&runtime).iter(|| async {
-            let request = match lambda_http::request::from_str(&raw) {
-                Ok(r) => r,
-                Err(e) => panic!("http event: {e}"),
-            };
-            let response = http.handle(request).await;
-            assert_eq!(response.status(), 200);
-            std::hint::black_box(response)
+            let event: ApiGatewayV2httpRequest = parse(&raw);
+            let response = http.handle_event(event).await;
+            assert_eq!(response.status_code, 200);
+            std::hint::black_box(serde_json::to_vec(&response).unwrap_or_default())
         })
     });
 

@@ -7,7 +7,7 @@
 //!
 //! | where | what runs | who checks the token |
 //! |---|---|---|
-//! | AWS | the `http` Lambda function: `lambda_http` (HTTP API payload v2) → the router | API Gateway's JWT authorizer; the claims arrive in `requestContext.authorizer.jwt.claims` |
+//! | AWS | the `http` Lambda function: HTTP API payload v2 events → `http::Request` → the router (`switchboard_aws::http`) | API Gateway's JWT authorizer; the claims arrive in `requestContext.authorizer.jwt.claims` |
 //! | local gateway | the router, on the gateway's own port | the gateway, with the same `JwtVerifier` (`switchboard-aws`) as the `$connect` authorizer |
 //!
 //! Handlers are plain axum handlers. Switchboard adds extractors:

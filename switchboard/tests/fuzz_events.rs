@@ -1,5 +1,5 @@
-//! Fuzz target: the Lambda entry points' events, as `lambda_runtime` / `lambda_http`
-//! deserialise them and as switchboard then handles them.
+//! Fuzz target: the Lambda entry points' events, as `lambda_runtime` deserialises them
+//! and as switchboard then handles them.
 //!
 //! For each event type — API Gateway WebSocket (`ws:<route>`), REQUEST authorizer
 //! (`ws:authorizer`), SQS (`queue:<name>`), HTTP API v2 (`http`) and Cognito pre-sign-up
@@ -25,9 +25,11 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayWebsocketProxyRequest,
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayV2httpRequest,
+    ApiGatewayV2httpResponse, ApiGatewayWebsocketProxyRequest,
 };
 use aws_lambda_events::cognito::CognitoEventUserPoolsPreSignup;
+use aws_lambda_events::encodings::Body as EventBody;
 use aws_lambda_events::sqs::SqsEvent;
 use axum::Router;
 use axum::routing::get;
@@ -150,38 +152,36 @@ fn subjects() -> &'static Subjects {
     })
 }
 
-/// `lambda_http`'s conversion of an HTTP API v2 event, as the `http` function runs it.
-///
-/// `lambda_http` 1.3 panics inside that conversion (`expect("failed to build request")`,
-/// `Url::parse(..).unwrap()`) on events whose `rawPath`, `host` header / `domainName` or
-/// `x-forwarded-proto` do not make a valid URL (e.g. a space in `rawPath`). API Gateway
-/// does not send such events, and in Lambda `lambda_runtime`'s panic layer turns the
-/// panic into an invocation error (API Gateway answers 500) with the function still
-/// running. Here a panic raised in `lambda_http`'s own code counts as a refused event;
-/// a panic anywhere else still fails the property.
-fn http_request(text: &str) -> Option<lambda_http::Request> {
-    thread_local! {
-        static IN_LAMBDA_HTTP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    static QUIET: std::sync::Once = std::sync::Once::new();
-    QUIET.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let upstream = info
-                .location()
-                .is_some_and(|l| l.file().contains("/lambda_http-"));
-            IN_LAMBDA_HTTP.with(|f| f.set(upstream));
-            if !upstream {
-                default(info);
-            }
-        }));
-    });
-    IN_LAMBDA_HTTP.with(|f| f.set(false));
-    match std::panic::catch_unwind(|| lambda_http::request::from_str(text)) {
-        Ok(parsed) => parsed.ok(),
-        Err(_) if IN_LAMBDA_HTTP.with(std::cell::Cell::get) => None,
-        Err(payload) => std::panic::resume_unwind(payload),
-    }
+/// Checks the `http` function's answer to a payload: it answers (never panics, never an
+/// invocation error) within API Gateway's contract, serialisable as the Runtime API
+/// needs, text unless marked base64; a payload that is no HTTP API v2 event is a 400.
+async fn check_http_answer(payload: Value) -> Result<ApiGatewayV2httpResponse, TestCaseError> {
+    let s = subjects();
+    let is_event = serde_json::from_value::<ApiGatewayV2httpRequest>(payload.clone()).is_ok();
+    let answer = s.http.handle_json(payload).await;
+    let status = answer.status_code;
+    prop_assert!((100..=599).contains(&status), "status {status}");
+    prop_assert!(
+        status < 500,
+        "HTTP API answered {status} to a malformed event"
+    );
+    prop_assert!(is_event || status == 400, "{status} to a non-event");
+    prop_assert!(serde_json::to_vec(&answer).is_ok(), "{answer:?}");
+    prop_assert!(
+        answer.is_base64_encoded || matches!(answer.body, Some(EventBody::Text(_))),
+        "{answer:?}"
+    );
+    prop_assert!(!answer.headers.contains_key("set-cookie"));
+    Ok(answer)
+}
+
+/// The error code of a JSON answer.
+fn error_code(answer: &ApiGatewayV2httpResponse) -> Option<String> {
+    let Some(EventBody::Text(text)) = &answer.body else {
+        return None;
+    };
+    let body: Value = serde_json::from_str(text).ok()?;
+    body["error"]["code"].as_str().map(str::to_owned)
 }
 
 fn fresh_dispatcher() -> Dispatcher {
@@ -279,19 +279,12 @@ fn check(kind: Kind, bytes: &[u8]) -> Result<(), TestCaseError> {
                 }
             }
             Kind::Http => {
-                let Ok(text) = std::str::from_utf8(bytes) else {
+                // The `http` function takes the payload as JSON; the runtime refuses
+                // anything else before our code.
+                let Ok(payload) = serde_json::from_slice::<Value>(bytes) else {
                     return Ok(());
                 };
-                let Some(request) = http_request(text) else {
-                    return Ok(());
-                };
-                let response = s.http.handle(request).await;
-                let status = response.status().as_u16();
-                prop_assert!((100..=599).contains(&status));
-                prop_assert!(
-                    status < 500,
-                    "HTTP API answered {status} to a malformed event"
-                );
+                check_http_answer(payload).await?;
             }
             Kind::Cognito => {
                 let Ok(event) = serde_json::from_slice::<CognitoEventUserPoolsPreSignup>(bytes)
@@ -350,6 +343,147 @@ proptest! {
     }
 }
 
+/// A string that is often close to what API Gateway sends: a known prefix and/or
+/// arbitrary characters.
+fn near(known: &'static [&'static str]) -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(known.to_vec()),
+        any::<String>(),
+        0..3_u8,
+    )
+        .prop_map(|(known, junk, how)| match how {
+            0 => known.to_owned(),
+            1 => format!("{known}{junk}"),
+            _ => junk,
+        })
+}
+
+/// The parts of an HTTP API v2 event the conversion reads, varied one by one.
+#[derive(Clone, Debug)]
+struct HttpParts {
+    method: String,
+    raw_path: Option<String>,
+    context_path: Option<String>,
+    stage: String,
+    query: Option<String>,
+    cookies: Option<Vec<String>>,
+    body: Option<(Vec<u8>, String, u8)>,
+    signed_in: bool,
+}
+
+fn http_parts() -> impl Strategy<Value = HttpParts> {
+    (
+        near(&["GET", "POST", "DELETE", "PURGE", "", "GE T", "get"]),
+        prop::option::of(near(&[
+            "/http/me",
+            "/dev/http/me",
+            "/http/",
+            "/",
+            "http/me",
+            "",
+        ])),
+        prop::option::of(near(&["/http/me", "/dev/http/me"])),
+        near(&["$default", "dev", "", "http"]),
+        prop::option::of(near(&["", "a=1&a=2", "b=x%20y&c", "%zz"])),
+        prop::option::of(prop::collection::vec(near(&["a=1", "b=2; c=3", ""]), 0..3)),
+        prop::option::of((
+            prop::collection::vec(any::<u8>(), 0..24),
+            any::<String>(),
+            0..3_u8,
+        )),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(method, raw_path, context_path, stage, query, cookies, body, signed_in)| HttpParts {
+                method,
+                raw_path,
+                context_path,
+                stage,
+                query,
+                cookies,
+                body,
+                signed_in,
+            },
+        )
+}
+
+impl HttpParts {
+    /// The event, and whether it forms a request (the property's oracle, written apart
+    /// from the conversion).
+    fn event(&self) -> (Value, bool) {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut event = json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "headers": {"host": "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com"},
+            "requestContext": {
+                "stage": self.stage,
+                "requestId": "fuzz",
+                "http": {"method": self.method, "path": self.context_path},
+            },
+        });
+        let mut forms = self.method.is_empty() || self.method.parse::<http::Method>().is_ok();
+        if let Some(raw) = &self.raw_path {
+            event["rawPath"] = json!(raw);
+        }
+        let path = [&self.raw_path, &self.context_path]
+            .into_iter()
+            .flatten()
+            .find(|p| !p.is_empty());
+        forms &= path.is_none_or(|p| p.starts_with('/'));
+        if let Some(query) = &self.query {
+            event["rawQueryString"] = json!(query);
+            forms &= query.is_empty()
+                || format!("/?{query}")
+                    .parse::<http::uri::PathAndQuery>()
+                    .is_ok();
+        }
+        if let Some(cookies) = &self.cookies {
+            event["cookies"] = json!(cookies);
+            forms &= cookies
+                .iter()
+                .all(|c| c.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)));
+        }
+        if let Some((bytes, text, how)) = &self.body {
+            let (body, base64) = match how {
+                0 => (b64.encode(bytes), true),
+                1 => (text.clone(), true),
+                _ => (text.clone(), false),
+            };
+            forms &= !base64 || b64.decode(&body).is_ok();
+            event["body"] = json!(body);
+            event["isBase64Encoded"] = json!(base64);
+        }
+        if self.signed_in {
+            event["requestContext"]["authorizer"] =
+                json!({"jwt": {"claims": {"sub": "u-1", "cognito:username": "alice"}}});
+        }
+        (event, forms)
+    }
+}
+
+proptest! {
+    #![proptest_config(fuzz_support::config(2000, "tests/fuzz_corpus/events.proptest-regressions"))]
+
+    /// The `http` conversion: every event answers; it is refused (`400 bad_request`)
+    /// exactly when it forms no request; one that does reaches the router.
+    #[test]
+    fn http_conversion(parts in http_parts()) {
+        let (event, forms) = parts.event();
+        let answer = fuzz_support::runtime().block_on(check_http_answer(event))?;
+        let refused = answer.status_code == 400
+            && error_code(&answer).as_deref() == Some("bad_request");
+        prop_assert_eq!(refused, !forms, "{:?}", answer);
+        let me = parts.raw_path.as_deref().or(parts.context_path.as_deref());
+        if forms && parts.method == "GET" && parts.stage == "$default" && me == Some("/http/me")
+        {
+            let expected = if parts.signed_in { 200 } else { 401 };
+            prop_assert_eq!(answer.status_code, expected, "{:?}", answer);
+        }
+    }
+}
+
 /// The fixtures and corpus, replayed as they are; each fixture must parse (so the
 /// mutations start from events the types accept).
 #[test]
@@ -362,7 +496,7 @@ fn corpus_replays() {
                     .is_ok()
             }
             Kind::Sqs => serde_json::from_slice::<SqsEvent>(bytes).is_ok(),
-            Kind::Http => http_request(std::str::from_utf8(bytes).unwrap()).is_some(),
+            Kind::Http => serde_json::from_slice::<ApiGatewayV2httpRequest>(bytes).is_ok(),
             Kind::Cognito => {
                 serde_json::from_slice::<CognitoEventUserPoolsPreSignup>(bytes).is_ok()
             }

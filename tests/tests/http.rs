@@ -1,11 +1,13 @@
 //! The HTTP API end to end: the chat's `/http/*` endpoints on the local gateway's one port
 //! (beside `/` and `/ws`, as CloudFront serves them), with and without tokens from the
 //! local issuer; and the same router as the `http` Lambda function runs it, fed HTTP API
-//! payload v2 fixture events through `lambda_http`.
+//! payload v2 fixture events (`HttpService::handle_event`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
 
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::encodings::Body;
 use serde_json::{Value, json};
 use switchboard::aws::AwsSettings;
 use switchboard::aws::connections::ManagementApi;
@@ -295,14 +297,14 @@ async fn lambda_service() -> HttpService {
         .expect("the chat app has an HTTP API")
 }
 
-/// Runs a fixture through `lambda_http`'s event-to-request conversion and the service.
+/// Runs a fixture event through the service, as the `http` function does.
 async fn invoke(service: &HttpService, name: &str) -> (u16, Value) {
-    let request = lambda_http::request::from_str(&fixture(name))
+    let event: ApiGatewayV2httpRequest = serde_json::from_str(&fixture(name))
         .unwrap_or_else(|e| panic!("{name} is not an HTTP API v2 event: {e}"));
-    let response = step(name, service.handle(request)).await;
-    let status = response.status().as_u16();
+    let response = step(name, service.handle_event(event)).await;
+    let status = u16::try_from(response.status_code).unwrap();
     let content_type = response
-        .headers()
+        .headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
@@ -311,10 +313,12 @@ async fn invoke(service: &HttpService, name: &str) -> (u16, Value) {
         content_type.starts_with("application/json"),
         "{name}: content type {content_type:?}"
     );
-    let body = switchboard::http::axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (status, serde_json::from_slice(&body).unwrap())
+    assert!(!response.is_base64_encoded, "{name}: {response:?}");
+    let body = match &response.body {
+        Some(Body::Text(text)) => text.clone(),
+        other => panic!("{name}: not a text body: {other:?}"),
+    };
+    (status, serde_json::from_str(&body).unwrap())
 }
 
 #[tokio::test]
