@@ -2,7 +2,7 @@
 //! rooms and everyone, manage room membership, close connections, see who is connected.
 //!
 //! What every context shares — sends ([`Target`]), connection, room and member lookups,
-//! application state — is written once, in [`Outbox`]; [`Ctx`],
+//! application state — is written once, in `Outbox`; [`Ctx`],
 //! [`QueueCtx`](crate::QueueCtx) and [`HttpCtx`](crate::http::HttpCtx) expose it with
 //! their own idea of "me".
 
