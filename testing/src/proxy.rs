@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use switchboard::testing::proxy::RecordingProxy;
+//! use switchboard_testing::proxy::RecordingProxy;
 //! let proxy = RecordingProxy::start("http://127.0.0.1:5000").await?;
 //! // Point the client at proxy.url() instead of moto, then:
 //! proxy.take_calls(); // forget what happened so far

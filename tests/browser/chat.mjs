@@ -5,12 +5,13 @@
 // Two browser contexts (two users, no shared storage) sign in through the local issuer,
 // join one room, and each sees the other's message; the page's HTTP API calls (who am I,
 // the room list with counts) and heartbeat are checked; then the server drops one socket
-// (DELETE @connections/{id}) and the page must reconnect on its own, rejoin the room and
+// (DELETE @connections/{id}, signed with SigV4 as a backend's SDK signs it) and the page must reconnect on its own, rejoin the room and
 // chat again. Screenshots go to OUT_DIR. Prints one JSON line with what it saw; exits 1
 // (after a screenshot of each page) on the first failed step. Every wait is bounded.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { signedFetch } from './sigv4.mjs';
 
 const [, , baseUrl, outDir = 'target/browser'] = process.argv;
 if (!baseUrl) {
@@ -134,7 +135,7 @@ try {
 
   step('the server drops alice\'s socket; the page reconnects with backoff');
   const dropped = alice.firstConnection;
-  const res = await fetch(`${baseUrl}/ws/@connections/${encodeURIComponent(dropped)}`, { method: 'DELETE' });
+  const res = await signedFetch(`${baseUrl}/ws/@connections/${encodeURIComponent(dropped)}`, 'DELETE');
   if (res.status !== 204) throw new Error(`DELETE @connections answered ${res.status}`);
   await alice.page.waitForFunction(
     () => document.querySelector('[data-testid=status]').dataset.state !== 'connected', null, { timeout: STEP_MS });
