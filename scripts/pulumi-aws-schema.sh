@@ -7,7 +7,7 @@
 # tokens and property names against that file. Used by .ci/run; usable by hand:
 #   bash scripts/pulumi-aws-schema.sh          # prints the JSON file's path
 #
-# Keep PULUMI_AWS_VERSION equal to `AWS_PROVIDER_VERSION` in deploy/src/resources.rs
+# Keep PULUMI_AWS_VERSION equal to `AWS_PROVIDER_VERSION` in deploy/src/aws.rs
 # (the provider version the program asks the engine for); the test checks that too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ PULUMI_AWS_VERSION="7.51.1"
 VENV="target/pulumi-aws-venv"
 OUT="target/pulumi-aws-schema.json"
 # The SDK modules the deploy program uses (Python package names).
-MODULES="acm apigateway apigatewayv2 cloudfront cloudwatch cognito dynamodb iam lambda_ route53 s3 sqs wafv2"
+MODULES="acm apigateway apigatewayv2 cloudfront cloudwatch cognito dynamodb iam lambda_ route53 s3 sns sqs wafv2"
 
 mkdir -p target
 if [ ! -f "$OUT" ] || ! grep -q "\"version\": \"$PULUMI_AWS_VERSION\"" "$OUT"; then

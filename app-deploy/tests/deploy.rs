@@ -34,7 +34,7 @@ fn expected(
         ),
         ("aws:dynamodb/table:Table", "connections".into()),
         ("aws:dynamodb/table:Table", "rooms".into()),
-        ("aws:apigatewayv2/api:Api", "ws".into()),
+        ("aws:apigatewayv2/api:Api", ws_api_name()),
         ("aws:iam/role:Role", "pre-signup".into()),
         ("aws:lambda/function:Function", "pre-signup".into()),
         ("aws:cognito/userPool:UserPool", "users".into()),
@@ -77,7 +77,48 @@ fn expected(
         ("aws:s3/bucketPolicy:BucketPolicy", "web".into()),
         ("aws:route53/record:Record", "site-A".into()),
         ("aws:route53/record:Record", "site-AAAA".into()),
+        (
+            "aws:cloudfront/originRequestPolicy:OriginRequestPolicy",
+            "apis".into(),
+        ),
+        ("aws:sns/topic:Topic", "alarms".into()),
+        (
+            "aws:sns/topicSubscription:TopicSubscription",
+            "alarms-email".into(),
+        ),
+        ("aws:cloudwatch/dashboard:Dashboard", "service".into()),
     ];
+    // Alarms: errors and throttles per function (all but the pre-sign-up trigger),
+    // DLQ depth per queue, the WebSocket API's errors and latency, the deny ratio.
+    let alarm = "aws:cloudwatch/metricAlarm:MetricAlarm";
+    let mut watched: Vec<String> = route_slugs.iter().map(|(s, _)| s.clone()).collect();
+    watched.push("authorizer".into());
+    watched.extend(
+        queues
+            .iter()
+            .filter(|(_, c)| *c)
+            .map(|(q, _)| format!("queue-{q}")),
+    );
+    if http {
+        watched.push("http".into());
+        v.push((alarm, "http-5xx".into()));
+        v.push((alarm, "http-integration-latency".into()));
+    }
+    for slug in watched {
+        v.push((alarm, format!("{slug}-errors")));
+        v.push((alarm, format!("{slug}-throttles")));
+    }
+    for (q, _) in queues {
+        v.push((alarm, format!("queue-{q}-dlq-depth")));
+    }
+    for name in [
+        "ws-integrationerror",
+        "ws-executionerror",
+        "ws-integration-latency",
+        "authorizer-deny-ratio",
+    ] {
+        v.push((alarm, name.into()));
+    }
     for (q, consumer) in queues {
         v.push(("aws:sqs/queue:Queue", format!("queue-{q}")));
         v.push(("aws:sqs/queue:Queue", format!("queue-{q}-dlq")));
@@ -119,6 +160,14 @@ fn expected(
         }
     }
     v.into_iter().map(|(t, n)| (t.to_owned(), n)).collect()
+}
+
+/// The WebSocket API's logical name for the chat app (keyed by its route set).
+fn ws_api_name() -> String {
+    let m = chat_app::app().manifest().unwrap();
+    switchboard_deploy::plan::api_logical_name(
+        &switchboard_deploy::Service::from_manifest(&m).unwrap(),
+    )
 }
 
 /// Whether the chat app has an HTTP API (the manifest's `http`, when present, is non-null).
@@ -176,8 +225,10 @@ fn assert_no_nulls(path: &str, v: &Value) {
     }
 }
 
+/// A function's environment (secret or not: the authorizer's and `http`'s hold the
+/// origin secret, so the whole property is sent as a secret).
 fn env(run: &Run, name: &str) -> serde_json::Map<String, Value> {
-    run.find("aws:lambda/function:Function", name).inputs["environment"]["variables"]
+    plain(&run.find("aws:lambda/function:Function", name).inputs["environment"])["variables"]
         .as_object()
         .cloned()
         .unwrap()
@@ -212,7 +263,11 @@ async fn update_registers_every_resource_with_its_key_properties() {
     }
 
     // WebSocket API.
-    let api = run.find("aws:apigatewayv2/api:Api", "ws");
+    let api = run.find("aws:apigatewayv2/api:Api", &ws_api_name());
+    assert_eq!(
+        api.inputs["apiKeySelectionExpression"],
+        "$request.header.x-api-key"
+    );
     assert_eq!(api.inputs["protocolType"], "WEBSOCKET");
     assert_eq!(
         api.inputs["routeSelectionExpression"],
@@ -255,6 +310,11 @@ async fn update_registers_every_resource_with_its_key_properties() {
             )
         );
         let e = env(&run, &slug);
+        assert_eq!(e["SWITCHBOARD_SERVICE"], P);
+        assert!(
+            !e.contains_key("SWITCHBOARD_ORIGIN_SECRET"),
+            "only the authorizer and http check the origin"
+        );
         assert_eq!(
             e["SWITCHBOARD_CONNECTIONS_TABLE"],
             "chat-dev-websocket-connections"
@@ -281,6 +341,8 @@ async fn update_registers_every_resource_with_its_key_properties() {
             r.inputs["target"],
             format!("integrations/{}", integration.id)
         );
+        // No chat route needs an API key.
+        assert!(r.inputs.get("apiKeyRequired").is_none(), "{slug}");
         if route.key == "$connect" {
             let authorizer = run.find("aws:apigatewayv2/authorizer:Authorizer", "ws");
             assert_eq!(r.inputs["authorizationType"], "CUSTOM");
@@ -320,6 +382,9 @@ async fn update_registers_every_resource_with_its_key_properties() {
         format!("{issuer}/.well-known/jwks.json")
     );
     assert_eq!(e["SWITCHBOARD_JWT_AUDIENCE"], client.id.as_str());
+    assert_eq!(e["SWITCHBOARD_ORIGIN_SECRET"], ORIGIN_SECRET);
+    unsecret(&auth.inputs["environment"]);
+    assert!(!e.contains_key("SWITCHBOARD_ORIGIN_SECRET_PREVIOUS"));
     let authorizer = run.find("aws:apigatewayv2/authorizer:Authorizer", "ws");
     assert_eq!(authorizer.inputs["authorizerType"], "REQUEST");
     assert!(
@@ -350,6 +415,16 @@ async fn update_registers_every_resource_with_its_key_properties() {
     assert_eq!(perm.inputs["principal"], "cognito-idp.amazonaws.com");
     assert_eq!(client.inputs["userPoolId"], pool.id.as_str());
     assert_eq!(client.inputs["generateSecret"], false);
+    // The reference design's token and temporary password lifetimes, set explicitly.
+    assert_eq!(client.inputs["refreshTokenValidity"], 30);
+    assert_eq!(
+        client.inputs["tokenValidityUnits"],
+        json!({"refreshToken": "days"})
+    );
+    assert_eq!(
+        pool.inputs["passwordPolicy"]["temporaryPasswordValidityDays"],
+        7
+    );
 
     // Stage and deployment.
     let stage = run.find("aws:apigatewayv2/stage:Stage", "ws");
@@ -369,12 +444,13 @@ async fn update_registers_every_resource_with_its_key_properties() {
         stage.inputs["accessLogSettings"]["destinationArn"],
         logs_arn(logs)
     );
+    let triggers = &deployment.inputs["triggers"];
+    assert_eq!(triggers["routes"].as_str().unwrap().len(), 8);
+    assert_eq!(triggers["snapshot"].as_str().unwrap().len(), 64);
+    assert_eq!(triggers["artifact"].as_str().unwrap().len(), 64);
     assert!(
-        deployment.inputs["triggers"]["routes"]
-            .as_str()
-            .unwrap()
-            .len()
-            == 8
+        stage.inputs.get("routeSettings").is_none(),
+        "no chat route is throttled"
     );
     // The deployment comes after every route (it snapshots them).
     let pos = |t: &str, n: &str| {
@@ -463,7 +539,7 @@ async fn update_registers_every_resource_with_its_key_properties() {
     }
     let d = run.find("aws:cloudfront/distribution:Distribution", "site");
     assert_eq!(d.inputs["aliases"], json!(["chat.example.com"]));
-    let origins = d.inputs["origins"].as_array().unwrap();
+    let origins = unsecret(&d.inputs["origins"]).as_array().unwrap();
     let oac = run.find(
         "aws:cloudfront/originAccessControl:OriginAccessControl",
         "web",
@@ -487,17 +563,36 @@ async fn update_registers_every_resource_with_its_key_properties() {
     } else {
         assert_eq!(patterns, ["/ws", "/ws/*"]);
     }
+    let orp = run.find(
+        "aws:cloudfront/originRequestPolicy:OriginRequestPolicy",
+        "apis",
+    );
+    assert_eq!(
+        orp.inputs["headersConfig"],
+        json!({"headerBehavior": "allExcept", "headers": {"items": ["host"]}})
+    );
+    assert_eq!(
+        orp.inputs["cookiesConfig"],
+        json!({"cookieBehavior": "none"})
+    );
+    assert_eq!(
+        orp.inputs["queryStringsConfig"],
+        json!({"queryStringBehavior": "all"})
+    );
     for b in behaviors {
         assert_eq!(b["cachePolicyId"], "4135ea2d-6df8-44a3-9df3-4b5a84be39ad");
-        assert_eq!(
-            b["originRequestPolicyId"],
-            "b689b0a8-53d0-40ab-baf2-68738e2966ac"
-        );
+        assert_eq!(b["originRequestPolicyId"], orp.id.as_str());
         let origin = if b["pathPattern"] == "/http/*" {
             "http"
         } else {
             "ws"
         };
+        let cached = if origin == "http" {
+            json!(["GET", "HEAD", "OPTIONS"])
+        } else {
+            json!(["GET", "HEAD"])
+        };
+        assert_eq!(b["cachedMethods"], cached);
         assert_eq!(b["targetOriginId"], origin);
         assert!(origins.iter().any(|o| o["originId"] == origin));
     }
@@ -506,6 +601,10 @@ async fn update_registers_every_resource_with_its_key_properties() {
     // The HTTP API, when the app has one.
     if has_http() {
         let http = run.find("aws:apigatewayv2/api:Api", "http");
+        assert_eq!(
+            env(&run, "http")["SWITCHBOARD_ORIGIN_SECRET"],
+            ORIGIN_SECRET
+        );
         assert_eq!(http.inputs["protocolType"], "HTTP");
         let jwt = run.find("aws:apigatewayv2/authorizer:Authorizer", "http");
         assert_eq!(jwt.inputs["authorizerType"], "JWT");
@@ -570,7 +669,7 @@ async fn update_registers_every_resource_with_its_key_properties() {
 
     // us-east-1 things use the us-east-1 provider.
     let provider = run.find("pulumi:providers:aws", "us-east-1");
-    assert_eq!(provider.inputs["region"], "us-east-1");
+    assert_eq!(provider.inputs, json!({"region": "us-east-1"}));
     let provider_ref = format!(
         "urn:pulumi:{STACK}::{PROJECT}::pulumi:providers:aws::us-east-1::{}",
         provider.id
@@ -628,6 +727,19 @@ async fn update_registers_every_resource_with_its_key_properties() {
     assert_eq!(o["roomsTable"], "chat-dev-websocket-rooms");
     assert_eq!(o["userPoolId"], pool.id.as_str());
     assert_eq!(o["userPoolClientId"], client.id.as_str());
+    // Only CloudFront's URLs reach the APIs: no raw execute-api URL to connect to.
+    assert!(o.get("websocketApiUrl").is_none());
+    for (k, v) in o.as_object().unwrap() {
+        if k != "managementEndpoint" {
+            assert!(!v.to_string().contains("execute-api"), "output {k}: {v}");
+        }
+    }
+    let topic = run.find("aws:sns/topic:Topic", "alarms");
+    assert_eq!(
+        o["alarmTopicArn"],
+        format!("arn:aws:sns:{REGION}:{ACCOUNT}:alarms/{}", topic.id)
+    );
+    assert!(o.get("usagePlanId").is_none(), "no route needs a key");
     for (q, _) in chat_queues() {
         let queue = run.find("aws:sqs/queue:Queue", &format!("queue-{q}"));
         assert_eq!(
@@ -727,7 +839,7 @@ async fn preview_registers_the_same_resources_with_unknowns() {
     let preview = run_example(true).await;
     assert_eq!(preview.names(), update.names());
     // Values known before anything exists are sent as such ...
-    let api = preview.find("aws:apigatewayv2/api:Api", "ws");
+    let api = preview.find("aws:apigatewayv2/api:Api", &ws_api_name());
     assert_eq!(api.inputs["protocolType"], "WEBSOCKET");
     let c = preview.find("aws:dynamodb/table:Table", "connections");
     assert_eq!(
@@ -751,22 +863,35 @@ async fn preview_registers_the_same_resources_with_unknowns() {
     }
 }
 
+/// The fixture's stack configuration: the base one plus an API key.
+fn fixture_config() -> std::collections::BTreeMap<String, String> {
+    let mut config = base_config();
+    config.insert("switchboard:apiKeys".into(), "partner-a".into());
+    config
+}
+
 #[tokio::test]
 async fn one_more_route_adds_exactly_its_own_resources() {
     let base = run_example(false).await;
     let fixture = run(
         env!("CARGO_BIN_EXE_switchboard-deploy-fixture"),
         false,
-        base_config(),
+        fixture_config(),
     )
     .await;
     assert!(fixture.success, "{}", fixture.stderr);
-    let before: BTreeSet<_> = base.names().into_iter().collect();
-    let after: BTreeSet<_> = fixture.names().into_iter().collect();
+    let api_token = "aws:apigatewayv2/api:Api";
+    let without_api = |r: &Run| -> BTreeSet<(String, String)> {
+        r.names()
+            .into_iter()
+            .filter(|(t, _)| t != api_token)
+            .collect()
+    };
+    let (before, after) = (without_api(&base), without_api(&fixture));
     assert!(before.is_subset(&after));
     let added: BTreeSet<(String, String)> = after.difference(&before).cloned().collect();
     let s = "route-extraRoute".to_owned();
-    let want: BTreeSet<(String, String)> = [
+    let mut want: BTreeSet<(String, String)> = [
         "aws:apigatewayv2/route:Route",
         "aws:apigatewayv2/integration:Integration",
         "aws:apigatewayv2/routeResponse:RouteResponse",
@@ -777,7 +902,36 @@ async fn one_more_route_adds_exactly_its_own_resources() {
     .into_iter()
     .map(|t| (t.to_owned(), s.clone()))
     .collect();
+    // Its alarms; and since it needs an API key: the usage plan and the configured key.
+    for (t, n) in [
+        (
+            "aws:cloudwatch/metricAlarm:MetricAlarm",
+            format!("{s}-errors"),
+        ),
+        (
+            "aws:cloudwatch/metricAlarm:MetricAlarm",
+            format!("{s}-throttles"),
+        ),
+        ("aws:apigateway/usagePlan:UsagePlan", "ws".to_owned()),
+        ("aws:apigateway/apiKey:ApiKey", "key-partner-a".to_owned()),
+        (
+            "aws:apigateway/usagePlanKey:UsagePlanKey",
+            "key-partner-a".to_owned(),
+        ),
+    ] {
+        want.insert((t.to_owned(), n));
+    }
     assert_eq!(added, want);
+    // A different route set is a different WebSocket API (see ws_api's docs).
+    let apis = |r: &Run| {
+        r.all(api_token)
+            .iter()
+            .filter(|a| a.inputs["protocolType"] == "WEBSOCKET")
+            .map(|a| a.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(apis(&base).len(), 1);
+    assert_ne!(apis(&base), apis(&fixture));
     let f = fixture.find("aws:lambda/function:Function", &s);
     assert_eq!(f.inputs["handler"], "ws:extraRoute");
     assert_eq!(f.inputs["memorySize"], 512);
@@ -789,6 +943,55 @@ async fn one_more_route_adds_exactly_its_own_resources() {
             .clone()
     };
     assert_ne!(trig(&base), trig(&fixture));
+
+    // API keys: checked on $connect only (API Gateway's WebSocket behaviour).
+    let api = fixture.find(api_token, &apis(&fixture)[0]);
+    for r in fixture.all("aws:apigatewayv2/route:Route") {
+        let required = r.inputs.get("apiKeyRequired").cloned();
+        if r.inputs["routeKey"] == "$connect" {
+            assert_eq!(required, Some(json!(true)));
+        } else {
+            assert_eq!(required, None, "{}", r.name);
+        }
+    }
+    // Per-route throttling: the stage's route settings.
+    let stage = fixture.find("aws:apigatewayv2/stage:Stage", "ws");
+    assert_eq!(
+        stage.inputs["routeSettings"],
+        json!([{"routeKey": "extraRoute", "throttlingRateLimit": 50, "throttlingBurstLimit": 20}])
+    );
+    let plan = fixture.find("aws:apigateway/usagePlan:UsagePlan", "ws");
+    assert_eq!(
+        plan.inputs["apiStages"],
+        json!([{"apiId": api.id, "stage": "ws"}])
+    );
+    assert_eq!(
+        plan.inputs["throttleSettings"],
+        json!({"rateLimit": 100, "burstLimit": 200})
+    );
+    assert_eq!(
+        plan.inputs["quotaSettings"],
+        json!({"limit": 100000, "period": "DAY"})
+    );
+    let key = fixture.find("aws:apigateway/apiKey:ApiKey", "key-partner-a");
+    assert_eq!(key.inputs["name"], "chat-dev-partner-a");
+    assert_eq!(key.inputs["enabled"], true);
+    let plan_key = fixture.find("aws:apigateway/usagePlanKey:UsagePlanKey", "key-partner-a");
+    assert_eq!(plan_key.inputs["keyId"], key.id.as_str());
+    assert_eq!(plan_key.inputs["usagePlanId"], plan.id.as_str());
+    assert_eq!(plan_key.inputs["keyType"], "API_KEY");
+    let pos = |t: &str, n: &str| {
+        fixture
+            .resources
+            .iter()
+            .position(|r| r.token == t && r.name == n)
+            .unwrap()
+    };
+    assert!(
+        pos("aws:apigatewayv2/stage:Stage", "ws") < pos("aws:apigateway/usagePlan:UsagePlan", "ws")
+    );
+    assert_eq!(fixture.outputs["usagePlanId"], plan.id.as_str());
+    assert_eq!(fixture.outputs["apiKeyIds"], json!({"partner-a": key.id}));
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Policy checks over what the real program registered (update mode): IAM without `*`
 //! actions, a role for every Lambda, an integration and a permission for every route,
-//! HTTPS-only CloudFront, and a connections table with SSE and TTL.
+//! HTTPS-only CloudFront, a connections table with SSE and TTL, and no way to an API
+//! around CloudFront (and its WAF).
 
 // Helpers outside #[test] functions unwrap too: a test failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -160,7 +161,7 @@ async fn the_stage_passes_the_policy_checks() {
         d.inputs["viewerCertificate"]["minimumProtocolVersion"],
         "TLSv1.2_2021"
     );
-    for o in d.inputs["origins"].as_array().unwrap() {
+    for o in plain(&d.inputs["origins"]).as_array().unwrap() {
         if let Some(c) = o.get("customOriginConfig") {
             assert_eq!(c["originProtocolPolicy"], "https-only", "{o}");
             assert_eq!(c["originSslProtocols"], serde_json::json!(["TLSv1.2"]));
@@ -177,4 +178,135 @@ async fn the_stage_passes_the_policy_checks() {
     assert_eq!(t.inputs["serverSideEncryption"]["enabled"], true);
     assert_eq!(t.inputs["ttl"]["enabled"], true);
     assert_eq!(t.inputs["ttl"]["attributeName"], "expires");
+}
+
+/// The origin secret a function requires (its `SWITCHBOARD_ORIGIN_SECRET`), if any.
+fn origin_secret_of(run: &Run, function_name: &str) -> Option<String> {
+    let f = run
+        .all("aws:lambda/function:Function")
+        .into_iter()
+        .find(|f| f.inputs["name"] == function_name)?;
+    plain(&f.inputs["environment"])["variables"]["SWITCHBOARD_ORIGIN_SECRET"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// The function an integration invokes (by its name), from its URI.
+fn integration_function(run: &Run, integration_id: &str) -> String {
+    let integration = run
+        .by_id("aws:apigatewayv2/integration:Integration", integration_id)
+        .unwrap();
+    let uri = integration.inputs["integrationUri"].as_str().unwrap();
+    let name = uri.split("function:").nth(1).unwrap();
+    name.split('/').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn no_api_is_reachable_around_cloudfront() {
+    for (bin, config) in [
+        (env!("CARGO_BIN_EXE_switchboard-deploy"), base_config()),
+        (env!("CARGO_BIN_EXE_switchboard-deploy-fixture"), {
+            let mut c = base_config();
+            c.insert("switchboard:apiKeys".into(), "partner-a".into());
+            c
+        }),
+    ] {
+        let run = run(bin, false, config).await;
+        assert!(run.success, "{}", run.stderr);
+        let d = run.find("aws:cloudfront/distribution:Distribution", "site");
+        // The origins are a secret as a whole: they carry the origin secret.
+        let origins = unsecret(&d.inputs["origins"]).as_array().unwrap().clone();
+        let apis = run.all("aws:apigatewayv2/api:Api");
+        assert!(!apis.is_empty());
+        for api in &apis {
+            // 1. CloudFront reaches the API only with the secret header.
+            let host = format!("{}.execute-api.{REGION}.amazonaws.com", api.id);
+            let origin = origins
+                .iter()
+                .find(|o| o["domainName"] == host.as_str())
+                .unwrap_or_else(|| panic!("API {} is not a CloudFront origin", api.name));
+            assert_eq!(
+                origin["customHeaders"],
+                serde_json::json!([{"name": "x-switchboard-origin", "value": ORIGIN_SECRET}]),
+                "{}",
+                api.name
+            );
+            // 2. Whatever reaches the API first checks that header.
+            let routes: Vec<_> = run
+                .all("aws:apigatewayv2/route:Route")
+                .into_iter()
+                .filter(|r| r.inputs["apiId"] == api.id.as_str())
+                .collect();
+            assert!(!routes.is_empty());
+            if api.inputs["protocolType"] == "WEBSOCKET" {
+                // Every message arrives on a connection that passed $connect, and
+                // $connect passes the REQUEST authorizer first.
+                let connect = routes
+                    .iter()
+                    .find(|r| r.inputs["routeKey"] == "$connect")
+                    .expect("a WebSocket API without $connect lets anyone connect");
+                assert_eq!(connect.inputs["authorizationType"], "CUSTOM");
+                let authorizer = run
+                    .by_id(
+                        "aws:apigatewayv2/authorizer:Authorizer",
+                        connect.inputs["authorizerId"].as_str().unwrap(),
+                    )
+                    .unwrap();
+                let uri = authorizer.inputs["authorizerUri"].as_str().unwrap();
+                let name = uri
+                    .split("function:")
+                    .nth(1)
+                    .unwrap()
+                    .split('/')
+                    .next()
+                    .unwrap();
+                assert_eq!(origin_secret_of(&run, name).as_deref(), Some(ORIGIN_SECRET));
+            } else {
+                // Every HTTP route's integration is a function that checks the header.
+                for r in &routes {
+                    let id = r.inputs["target"]
+                        .as_str()
+                        .unwrap()
+                        .strip_prefix("integrations/")
+                        .unwrap();
+                    let name = integration_function(&run, id);
+                    assert_eq!(
+                        origin_secret_of(&run, &name).as_deref(),
+                        Some(ORIGIN_SECRET),
+                        "HTTP route {} reaches {name}, which does not check the origin",
+                        r.inputs["routeKey"]
+                    );
+                }
+            }
+        }
+        // 3. The checkers are updated before CloudFront (a rotation never locks out).
+        let pos = |name: &str| run.resources.iter().position(|r| r.name == name).unwrap();
+        for f in ["authorizer", "http"] {
+            if run.resources.iter().any(|r| r.name == f) {
+                assert!(pos(f) < pos("site"), "{f} after the distribution");
+            }
+        }
+        // 4. No output hands out an API's own URL (the management API is IAM-signed).
+        for (k, v) in run.outputs.as_object().unwrap() {
+            if k != "managementEndpoint" {
+                assert!(!v.to_string().contains("execute-api"), "output {k}: {v}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_plain_text_or_missing_origin_secret_is_refused() {
+    let mut config = base_config();
+    config.remove("switchboard:originSecret");
+    let missing = run(env!("CARGO_BIN_EXE_switchboard-deploy"), true, config).await;
+    assert!(!missing.success);
+    assert!(
+        missing
+            .stderr
+            .contains("pulumi config set --secret originSecret"),
+        "{}",
+        missing.stderr
+    );
+    assert!(missing.custom().next().is_none());
 }

@@ -41,6 +41,8 @@ fn check(
     path: &str,
     errors: &mut Vec<String>,
 ) {
+    // A secret is checked as the value inside it.
+    let value = plain(value);
     let Some(obj) = value.as_object() else { return };
     for (k, v) in obj {
         let Some(prop) = props.get(k) else {
@@ -53,7 +55,7 @@ fn check(
                 errors.push(format!("{path}.{k}: type {key} not in the schema"));
                 continue;
             };
-            let items: Vec<&Value> = match v {
+            let items: Vec<&Value> = match plain(v) {
                 Value::Array(a) => a.iter().collect(),
                 other => vec![other],
             };
@@ -86,10 +88,23 @@ async fn tokens_and_properties_exist_in_the_pinned_sdk() {
         switchboard_deploy::aws::AWS_PROVIDER_VERSION,
         "the schema file and the program pin different provider versions"
     );
-    let run = run_example(false).await;
+    // The chat, and the fixture (a route with an API key and throttling: the usage plan,
+    // API keys, route settings), so every resource type the program declares is checked.
+    let chat = run_example(false).await;
+    let mut fixture_config = base_config();
+    fixture_config.insert("switchboard:apiKeys".into(), "partner-a".into());
+    let fixture = run(
+        env!("CARGO_BIN_EXE_switchboard-deploy-fixture"),
+        false,
+        fixture_config,
+    )
+    .await;
+    assert!(fixture.success, "{}", fixture.stderr);
     let mut errors = Vec::new();
     let mut checked = 0;
-    for r in run.custom() {
+    let mut tokens = std::collections::BTreeSet::new();
+    for r in chat.custom().chain(fixture.custom()) {
+        tokens.insert(r.token.clone());
         let Some(resource) = schema["resources"].get(&r.token) else {
             errors.push(format!(
                 "{}: no such resource type in pulumi_aws {}",
@@ -119,6 +134,18 @@ async fn tokens_and_properties_exist_in_the_pinned_sdk() {
     }
     assert!(checked > 50);
     assert!(errors.is_empty(), "{}", errors.join("\n"));
+    for t in [
+        "aws:apigateway/usagePlan:UsagePlan",
+        "aws:apigateway/apiKey:ApiKey",
+        "aws:apigateway/usagePlanKey:UsagePlanKey",
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+        "aws:cloudwatch/dashboard:Dashboard",
+        "aws:sns/topic:Topic",
+        "aws:sns/topicSubscription:TopicSubscription",
+        "aws:cloudfront/originRequestPolicy:OriginRequestPolicy",
+    ] {
+        assert!(tokens.contains(t), "{t} was not checked");
+    }
 }
 
 #[test]

@@ -6,6 +6,10 @@ use serde::Serialize;
 use crate::extract::Capabilities;
 use crate::registry::{Registry, RouteKind, RouteOptions};
 
+/// The file next to the Lambda artifact that holds the manifest hash the artifact was
+/// built from ([`Manifest::manifest_hash`]).
+pub const MANIFEST_HASH_FILE: &str = "manifest.sha256";
+
 /// Everything the deploy step needs to know about a service's routes.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -200,6 +204,21 @@ impl Manifest {
     pub fn with_web_assets(mut self, assets: &[crate::spec::WebAsset]) -> Self {
         self.web_assets = assets.to_vec();
         self
+    }
+
+    /// The manifest's SHA-256, in lowercase hex: the digest of its compact JSON form.
+    ///
+    /// The app prints it (`app manifest --sha256`); the documented build step writes it
+    /// next to the Lambda artifact as [`MANIFEST_HASH_FILE`], and the deploy program,
+    /// which links the same app, refuses to deploy an artifact whose file differs from
+    /// its own manifest's hash (a stale program would deploy the old routes).
+    pub fn manifest_hash(&self) -> String {
+        use sha2::Digest;
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        sha2::Sha256::digest(&json)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// Pretty JSON.

@@ -57,6 +57,20 @@ pub mod env {
     pub const ALLOW_DEV_AUTH: &str = "SWITCHBOARD_ALLOW_DEV_AUTH";
     /// Set to `true` on a stage whose new users are confirmed without a code.
     pub const AUTO_CONFIRM_USERS: &str = "SWITCHBOARD_AUTO_CONFIRM_USERS";
+    /// The origin secret CloudFront adds to every request it forwards to the APIs, in
+    /// the [`ORIGIN`](super::headers::ORIGIN) header: set on the `$connect` authorizer
+    /// (`ws:authorizer`) and the `http` function. When set, they refuse (403, with a
+    /// constant-time comparison) any request whose header matches neither this nor
+    /// [`ORIGIN_SECRET_PREVIOUS`]: a direct call to the `execute-api` endpoint, which
+    /// skips CloudFront and its WAF. Unset: no check (local development).
+    pub const ORIGIN_SECRET: &str = "SWITCHBOARD_ORIGIN_SECRET";
+    /// The previous origin secret, accepted as well during a rotation (unset or empty
+    /// otherwise); see the README's "Rotating the origin secret".
+    pub const ORIGIN_SECRET_PREVIOUS: &str = "SWITCHBOARD_ORIGIN_SECRET_PREVIOUS";
+    /// The service's name, `{app}-{stage}`: the value of the
+    /// [`SERVICE`](super::metrics::dim::SERVICE) dimension of every metric the runtime
+    /// emits. Set on every function.
+    pub const SERVICE: &str = "SWITCHBOARD_SERVICE";
     /// The prefix of a queue's URL variable; see [`queue_url`].
     pub const QUEUE_URL_PREFIX: &str = "SWITCHBOARD_QUEUE_URL_";
 
@@ -70,6 +84,63 @@ pub mod env {
         }));
         var
     }
+}
+
+/// HTTP headers more than one layer relies on (lowercase, as HTTP/2 sends them).
+pub mod headers {
+    /// The header CloudFront adds to every request to the APIs (a `customHeaders` entry
+    /// of each API origin), carrying the origin secret
+    /// ([`env::ORIGIN_SECRET`](super::env::ORIGIN_SECRET)). A viewer cannot set it:
+    /// CloudFront replaces a viewer's header of the same name.
+    pub const ORIGIN: &str = "x-switchboard-origin";
+    /// The header an API key comes in (the WebSocket API's
+    /// [`API_KEY_SELECTION_EXPRESSION`]).
+    pub const API_KEY: &str = "x-api-key";
+    /// The WebSocket API's `apiKeySelectionExpression`: the key is read from the
+    /// [`API_KEY`] header of the upgrade request (`$connect`).
+    pub const API_KEY_SELECTION_EXPRESSION: &str = "$request.header.x-api-key";
+}
+
+/// The CloudWatch metrics the runtime emits as Embedded Metric Format lines (one JSON
+/// log line per invocation, no SDK call) and the deploy program's alarms and dashboard
+/// read. Every metric is in [`NAMESPACE`], with the dimension set named beside it; the
+/// [`dim::SERVICE`] value is [`env::SERVICE`](super::env::SERVICE) (`{app}-{stage}`).
+pub mod metrics {
+    /// The namespace of every Switchboard metric.
+    pub const NAMESPACE: &str = "Switchboard";
+
+    /// Dimension names.
+    pub mod dim {
+        /// `{app}-{stage}`: on every metric.
+        pub const SERVICE: &str = "Service";
+        /// The route key (`sendMessage`, `$connect`, ...).
+        pub const ROUTE: &str = "Route";
+        /// The logical queue name.
+        pub const QUEUE: &str = "Queue";
+    }
+
+    /// Messages (or events) a route handled. Unit `Count`; dimensions `[Service, Route]`.
+    pub const ROUTE_COUNT: &str = "RouteCount";
+    /// Of those, the ones whose handler failed (an error frame or a 5xx). Unit `Count`;
+    /// dimensions `[Service, Route]`.
+    pub const ROUTE_ERRORS: &str = "RouteErrors";
+    /// How long the handler took. Unit `Milliseconds`; dimensions `[Service, Route]`.
+    pub const ROUTE_DURATION: &str = "RouteDuration";
+    /// Connections a fan-out (room, user, broadcast) posted to. Unit `Count`; dimensions
+    /// `[Service]`.
+    pub const FANOUT_RECIPIENTS: &str = "FanoutRecipients";
+    /// Of those, the ones `@connections` answered 410 Gone (stale records removed). Unit
+    /// `Count`; dimensions `[Service]`.
+    pub const FANOUT_GONE: &str = "FanoutGone";
+    /// `$connect` upgrades the authorizer allowed. Unit `Count`; dimensions `[Service]`.
+    pub const AUTHORIZER_ALLOW: &str = "AuthorizerAllow";
+    /// `$connect` upgrades the authorizer denied (bad token, bad origin header). Unit
+    /// `Count`; dimensions `[Service]`. The deny-ratio alarm reads this and
+    /// [`AUTHORIZER_ALLOW`].
+    pub const AUTHORIZER_DENY: &str = "AuthorizerDeny";
+    /// Records of an SQS batch the consumer reported as failed. Unit `Count`;
+    /// dimensions `[Service, Queue]`.
+    pub const QUEUE_BATCH_FAILURES: &str = "QueueBatchFailures";
 }
 
 /// The DynamoDB tables of the connection store: names, keys, index and attributes.

@@ -54,6 +54,24 @@ pub struct RouteOptions {
     /// `forward` queue is always allowed too.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub queues: &'static [&'static str],
+    /// Whether a caller needs an API key (`api_key = true`), sent in the
+    /// [`x-api-key`](crate::names::headers::API_KEY) header.
+    ///
+    /// API Gateway checks a WebSocket API's keys on `$connect` only (a message never
+    /// carries headers), so a key on any route makes the *connection* need one: the
+    /// deploy program sets `apiKeyRequired` on the `$connect` route (and puts the
+    /// stage in a usage plan), and the local gateway refuses an upgrade without a
+    /// valid key with 403, as API Gateway does.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub api_key: bool,
+    /// This route's steady-state throttle, requests per second (`throttle_rate = 50`):
+    /// the stage's `routeSettings` for the route key. Over it, API Gateway answers the
+    /// message with a 429-style error and the connection stays open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle_rate: Option<u32>,
+    /// This route's burst (`throttle_burst = 20`): the token bucket's size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle_burst: Option<u32>,
 }
 
 impl RouteOptions {

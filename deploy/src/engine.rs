@@ -16,7 +16,7 @@ use pulumi_gestalt_rust::{
 };
 
 use crate::aws::AWS_PROVIDER_VERSION;
-use crate::input::{Field, Input, Ref, follow_path};
+use crate::input::{Field, Input, Ref, SECRET_SIG, SIG_KEY, follow_path};
 use crate::plan::{Plan, Resource};
 
 /// Pulumi's marker for a value not known yet (during preview).
@@ -217,9 +217,18 @@ fn str_value(s: &str) -> PulumiValue {
     }
 }
 
-/// JSON to a Pulumi value.
+/// JSON to a Pulumi value; a secret (`{SIG_KEY: SECRET_SIG, "value": v}`, as
+/// [`Input::Secret`] resolves) becomes `v` marked secret, and so does everything that
+/// contains one: Gestalt sends the property to the engine as a secret.
 pub fn from_json(v: &serde_json::Value) -> PulumiValue {
     use serde_json::Value;
+    if let Value::Object(map) = v
+        && map.get(SIG_KEY).and_then(Value::as_str) == Some(SECRET_SIG)
+    {
+        let mut inner = from_json(map.get("value").unwrap_or(&Value::Null));
+        inner.secret = true;
+        return inner;
+    }
     let content = match v {
         Value::Null => PulumiValueContent::None,
         Value::Bool(b) => PulumiValueContent::Boolean(*b),
@@ -233,9 +242,16 @@ pub fn from_json(v: &serde_json::Value) -> PulumiValue {
             PulumiValueContent::Object(map.iter().map(|(k, v)| (k.clone(), from_json(v))).collect())
         }
     };
+    // As in every Pulumi SDK, a value containing a secret is secret as a whole: Gestalt
+    // sends a property's secret flag only at its top level.
+    let secret = match &content {
+        PulumiValueContent::Array(items) => items.iter().any(|i| i.secret),
+        PulumiValueContent::Object(pairs) => pairs.iter().any(|(_, v)| v.secret),
+        _ => false,
+    };
     PulumiValue {
         content,
-        secret: false,
+        secret,
         dependencies: Default::default(),
     }
 }

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 pub const SIG_KEY: &str = "4dabf18193072939515e22adb298388d";
 /// The signature of an archive.
 pub const ARCHIVE_SIG: &str = "0def7320c3a5731c473e5ecbe6d01bc7";
+/// The signature of a secret value (`{SIG_KEY: SECRET_SIG, "value": ...}`).
+pub const SECRET_SIG: &str = "1b47061264138c4ac30d75fd1eb44270";
 
 /// What is read from a resource.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -50,6 +52,9 @@ pub enum Input {
     Json(Box<Input>),
     /// A file archive (the Lambda artifact), by path.
     Archive(String),
+    /// A secret: sent to the engine marked secret, so Pulumi encrypts it in the state
+    /// and masks it in its output (the origin secret, provider credentials).
+    Secret(Box<Input>),
 }
 
 impl Input {
@@ -79,7 +84,7 @@ impl Input {
             Self::Ref(r) => out.push(r.clone()),
             Self::Concat(items) | Self::List(items) => items.iter().for_each(|i| i.refs(out)),
             Self::Object(map) => map.values().for_each(|i| i.refs(out)),
-            Self::Json(inner) => inner.refs(out),
+            Self::Json(inner) | Self::Secret(inner) => inner.refs(out),
             Self::Bool(_) | Self::Int(_) | Self::Str(_) | Self::Archive(_) => {}
         }
     }
@@ -123,6 +128,9 @@ impl Input {
             }
             Self::Json(inner) => Value::String(inner.resolve(resolve)?.to_string()),
             Self::Archive(path) => serde_json::json!({ SIG_KEY: ARCHIVE_SIG, "path": path }),
+            Self::Secret(inner) => {
+                serde_json::json!({ SIG_KEY: SECRET_SIG, "value": inner.resolve(resolve)? })
+            }
         })
     }
 }

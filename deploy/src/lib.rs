@@ -13,6 +13,7 @@
 //! ```
 
 pub mod aws;
+pub mod checks;
 pub mod config;
 pub mod engine;
 pub mod input;
@@ -45,8 +46,8 @@ pub enum DeployError {
         /// The producer's role.
         producer: String,
     },
-    /// Stack configuration problems, all of them.
-    #[error("stack configuration:\n  - {}", .0.join("\n  - "))]
+    /// Stack configuration and artifact problems, all of them (nothing was registered).
+    #[error("before deploying:\n  - {}", .0.join("\n  - "))]
     Config(Vec<String>),
     /// The Lambda artifact is missing.
     #[error(
@@ -79,7 +80,22 @@ pub fn plan_for(
 /// The Pulumi program: reads the stack's configuration from the engine, plans the
 /// stage for `app` and registers it. `bin` is the app's binary, whose artifact is
 /// `target/lambda/<bin>/bootstrap.zip` unless `artifact` is configured.
+///
+/// Run with `--manifest-sha256` (outside Pulumi), it prints the manifest hash it
+/// expects next to the artifact instead.
 pub fn run(app: &impl AsRef<AppSpec>, web_page: &str, bin: &str) -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("--manifest-sha256") {
+        return match app.as_ref().manifest() {
+            Ok(m) => {
+                println!("{}", m.manifest_hash());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("switchboard-deploy: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run_inner(app.as_ref(), web_page, bin) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -94,21 +110,40 @@ fn run_inner(app: &AppSpec, web_page: &str, bin: &str) -> Result<(), DeployError
         .manifest()
         .map_err(|e| DeployError::App(e.to_string()))?;
     let ctx = pulumi_gestalt_rust::Context::new();
-    let region = ctx.require_config(Some("aws"), "region").ok();
-    let cfg = StackConfig::from_lookup(
-        |k| ctx.require_config(None, k).ok(),
+    let lookup = |ns: Option<&str>, k: &str| {
+        ctx.require_config(ns, k)
+            .ok()
+            .or_else(|| config::engine_config(ns, k))
+    };
+    let (mut cfg, mut problems) = StackConfig::read(
+        |k| lookup(None, k),
         ctx.get_stack(),
-        region,
+        lookup(Some("aws"), "region"),
         &manifest.app,
         &plan::default_artifact(bin),
-    )?;
-    if !std::path::Path::new(&cfg.artifact).is_file() {
-        return Err(DeployError::Artifact {
-            path: cfg.artifact,
-            package: bin.to_owned(),
-        });
+    );
+    let (settings, more) = config::inherited_aws_settings(|k| lookup(Some("aws"), k));
+    cfg.aws_settings = settings;
+    problems.extend(more);
+    problems.extend(config::plaintext_secrets(ctx.get_project()));
+    let service = Service::from_manifest(&manifest)?;
+    problems.extend(checks::service(&service));
+    if !cfg.api_keys.is_empty() && !service.api_key_required() {
+        problems.push(
+            "`apiKeys` is set, but no route needs an API key (`api_key = true`): the keys would gate nothing".to_owned(),
+        );
     }
-    let plan = plan_for(&manifest, &cfg, web_page)?;
+    let (digest, more) = checks::artifact(
+        std::path::Path::new(&cfg.artifact),
+        &manifest.manifest_hash(),
+        bin,
+    );
+    cfg.artifact_sha256 = digest;
+    problems.extend(more);
+    if !problems.is_empty() {
+        return Err(DeployError::Config(problems));
+    }
+    let plan = plan(&service, &cfg, web_page)?;
     let problems = engine::register(&ctx, &plan);
     ctx.finish();
     let problems = std::mem::take(

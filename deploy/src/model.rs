@@ -35,6 +35,9 @@ struct OptionsDoc {
     timeout_secs: Option<u32>,
     forward: Option<String>,
     queues: Vec<String>,
+    api_key: bool,
+    throttle_rate: Option<u32>,
+    throttle_burst: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +172,10 @@ pub struct Function {
     pub sends_to: Vec<String>,
     /// Whether the route's handler returns a value (routes only).
     pub returns_value: bool,
+    /// Whether the route needs an API key (routes only; enforced on `$connect`).
+    pub api_key: bool,
+    /// The route's own throttling, `(rate, burst)`, when it has any (routes only).
+    pub throttle: Option<(Option<u32>, Option<u32>)>,
 }
 
 impl Function {
@@ -260,6 +267,10 @@ impl Service {
                 capabilities: route.capabilities.clone(),
                 sends_to,
                 returns_value: route.returns_value,
+                api_key: route.options.api_key,
+                throttle: (route.options.throttle_rate.is_some()
+                    || route.options.throttle_burst.is_some())
+                .then_some((route.options.throttle_rate, route.options.throttle_burst)),
             });
         }
         functions.push(plain(
@@ -306,6 +317,8 @@ impl Service {
                     capabilities: c.capabilities.clone(),
                     sends_to: Vec::new(),
                     returns_value: false,
+                    api_key: false,
+                    throttle: None,
                 });
                 if let Some(queue) = queues.get_mut(&q.name) {
                     queue.consumer = Some(role);
@@ -381,6 +394,12 @@ impl Service {
     pub fn function(&self, role: &str) -> Option<&Function> {
         self.functions.iter().find(|f| f.role == role)
     }
+
+    /// Whether a connection needs an API key: some route asks for one, and API Gateway
+    /// checks keys on `$connect` only.
+    pub fn api_key_required(&self) -> bool {
+        self.functions.iter().any(|f| f.api_key)
+    }
 }
 
 impl OptionsDoc {
@@ -405,6 +424,8 @@ fn plain(role: &str, slug: &str, kind: FunctionKind) -> Function {
         capabilities: Capabilities::default(),
         sends_to: Vec::new(),
         returns_value: false,
+        api_key: false,
+        throttle: None,
     }
 }
 

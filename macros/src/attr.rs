@@ -11,6 +11,9 @@
 //!                   | "timeout" "=" INT     // Lambda timeout in seconds, 1..=900
 //!                   | "forward" "=" QUEUE   // forward the message once the handler succeeds
 //!                   | "queues" "=" "[" QUEUE ("," QUEUE)* ","? "]"  // queues ctx.forward may use
+//!                   | "api_key" "=" BOOL            // the connection needs an API key
+//!                   | "throttle_rate" "=" INT       // this route's requests/s, 1..=10000
+//!                   | "throttle_burst" "=" INT      // this route's burst, 1..=5000
 //! consumer-args    := QUEUE ( "," COPTION )* ","?                   // queue_consumer
 //! COPTION          := "memory" "=" INT | "timeout" "=" INT
 //!                   | "batch_size" "=" INT  // messages per invocation, 1..=10
@@ -90,6 +93,12 @@ pub(crate) struct RouteArgs {
     pub(crate) queues: Vec<LitStr>,
     /// `emits = [Chat, Presence]`: the messages the handler pushes to connections.
     pub(crate) emits: Vec<syn::Type>,
+    /// `api_key = true` (routes).
+    pub(crate) api_key: bool,
+    /// `throttle_rate = N` (routes), requests per second.
+    pub(crate) throttle_rate: Option<u32>,
+    /// `throttle_burst = N` (routes).
+    pub(crate) throttle_burst: Option<u32>,
 }
 
 /// The longest logical queue name, in characters (matches the runtime's).
@@ -136,8 +145,9 @@ struct OptionSpec {
     example: u32,
 }
 
-/// Every integer option the attributes accept (`batch_size` only on consumers).
-const OPTIONS: [OptionSpec; 3] = [
+/// Every integer option the attributes accept (`batch_size` only on consumers,
+/// `throttle_*` only on routes).
+const OPTIONS: [OptionSpec; 5] = [
     OptionSpec {
         name: "memory",
         what: "Lambda memory",
@@ -162,7 +172,32 @@ const OPTIONS: [OptionSpec; 3] = [
         max: 10,
         example: 10,
     },
+    OptionSpec {
+        name: "throttle_rate",
+        what: "the route's throttle rate",
+        unit: "requests per second",
+        min: 1,
+        max: 10_000,
+        example: 50,
+    },
+    OptionSpec {
+        name: "throttle_burst",
+        what: "the route's throttle burst",
+        unit: "requests",
+        min: 1,
+        max: 5_000,
+        example: 20,
+    },
 ];
+
+/// Whether the integer option `name` applies to attributes of `kind`.
+fn applies(name: &str, kind: Kind) -> bool {
+    match name {
+        "batch_size" => kind == Kind::Consumer,
+        "throttle_rate" | "throttle_burst" => kind != Kind::Consumer,
+        _ => true,
+    }
+}
 
 /// The `unknown option` message listing what `kind` accepts.
 fn known_options(kind: Kind) -> &'static str {
@@ -171,7 +206,7 @@ fn known_options(kind: Kind) -> &'static str {
             "the known options are `memory = <MB>` (Lambda memory, 128..=10240), `timeout = <seconds>` (Lambda timeout, 1..=900), `batch_size = <messages>` (1..=10) and `emits = [MessageType, ...]`"
         }
         _ => {
-            "the known options are `memory = <MB>` (Lambda memory, 128..=10240), `timeout = <seconds>` (Lambda timeout, 1..=900), `forward = \"<queue>\"`, `queues = [\"<queue>\", ...]` and `emits = [MessageType, ...]`"
+            "the known options are `memory = <MB>` (Lambda memory, 128..=10240), `timeout = <seconds>` (Lambda timeout, 1..=900), `forward = \"<queue>\"`, `queues = [\"<queue>\", ...]`, `api_key = true`, `throttle_rate = <requests/s>` (1..=10000), `throttle_burst = <requests>` (1..=5000) and `emits = [MessageType, ...]`"
         }
     }
 }
@@ -246,6 +281,7 @@ fn validate(kind: Kind, args: Punctuated<RawArg, Token![,]>) -> syn::Result<Rout
     let mut forward: Option<LitStr> = None;
     let mut queues: Option<Vec<LitStr>> = None;
     let mut emits: Option<Vec<syn::Type>> = None;
+    let mut api_key: Option<bool> = None;
 
     for (index, arg) in args.into_iter().enumerate() {
         match arg {
@@ -318,6 +354,25 @@ fn validate(kind: Kind, args: Punctuated<RawArg, Token![,]>) -> syn::Result<Rout
                     }
                     continue;
                 }
+                if kind != Kind::Consumer && name_str == "api_key" {
+                    if api_key.is_some() {
+                        errors.spanned(
+                            &name,
+                            "duplicate option `api_key`: it is already set earlier in this attribute",
+                        );
+                        continue;
+                    }
+                    api_key = Some(false);
+                    match value.as_ref().map(bool_value) {
+                        Some(Ok(b)) => api_key = Some(b),
+                        Some(Err(e)) => errors.push(e),
+                        None => errors.spanned(
+                            &name,
+                            "option `api_key` needs a value: `api_key = true` (API Gateway then checks the `x-api-key` header on `$connect`)",
+                        ),
+                    }
+                    continue;
+                }
                 if kind != Kind::Consumer && (name_str == "forward" || name_str == "queues") {
                     let slot_taken = if name_str == "forward" {
                         forward.is_some()
@@ -357,11 +412,11 @@ fn validate(kind: Kind, args: Punctuated<RawArg, Token![,]>) -> syn::Result<Rout
                     }
                     continue;
                 }
-                // `batch_size` is for consumers only.
+                // `batch_size` is for consumers only, `throttle_*` for routes only.
                 let slot = OPTIONS
                     .iter()
                     .position(|o| o.name == name_str)
-                    .filter(|&i| OPTIONS[i].name != "batch_size" || kind == Kind::Consumer);
+                    .filter(|&i| applies(OPTIONS[i].name, kind));
                 let Some(slot) = slot else {
                     errors.spanned(
                         &name,
@@ -416,7 +471,24 @@ fn validate(kind: Kind, args: Punctuated<RawArg, Token![,]>) -> syn::Result<Rout
             key
         }
     };
-    let [memory_mb, timeout_secs, batch_size] = values;
+    let [
+        memory_mb,
+        timeout_secs,
+        batch_size,
+        throttle_rate,
+        throttle_burst,
+    ] = values;
+    if let (Some(rate), Some(burst)) = (throttle_rate, throttle_burst)
+        && burst < rate.div_ceil(10)
+    {
+        errors.at(
+            Span::call_site(),
+            format!(
+                "`throttle_burst = {burst}` is too small for `throttle_rate = {rate}`: API Gateway refuses most of a steady {rate} requests/s with a burst under a tenth of it; use at least {}",
+                rate.div_ceil(10)
+            ),
+        );
+    }
     errors.finish(())?;
     match key {
         Some(key) => Ok(RouteArgs {
@@ -427,6 +499,9 @@ fn validate(kind: Kind, args: Punctuated<RawArg, Token![,]>) -> syn::Result<Rout
             forward,
             queues: queues.unwrap_or_default(),
             emits: emits.unwrap_or_default(),
+            api_key: api_key.unwrap_or(false),
+            throttle_rate,
+            throttle_burst,
         }),
         // Unreachable: a missing or invalid key always pushed an error above.
         None => Err(syn::Error::new(Span::call_site(), "missing route key")),
@@ -460,6 +535,19 @@ pub(crate) fn check_key(key: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Reads `api_key = true`: a boolean literal.
+fn bool_value(value: &Expr) -> syn::Result<bool> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Ok(b.value),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "`api_key` expects `true` or `false`, e.g. `api_key = true`",
+        )),
+    }
 }
 
 /// Reads `forward = "queue"`.
@@ -741,7 +829,7 @@ mod tests {
     fn unknown_option() {
         assert_eq!(
             one_error(Kind::Route, quote!("k", memroy = 512)),
-            "unknown option `memroy`: the known options are `memory = <MB>` (Lambda memory, 128..=10240), `timeout = <seconds>` (Lambda timeout, 1..=900), `forward = \"<queue>\"`, `queues = [\"<queue>\", ...]` and `emits = [MessageType, ...]`"
+            "unknown option `memroy`: the known options are `memory = <MB>` (Lambda memory, 128..=10240), `timeout = <seconds>` (Lambda timeout, 1..=900), `forward = \"<queue>\"`, `queues = [\"<queue>\", ...]`, `api_key = true`, `throttle_rate = <requests/s>` (1..=10000), `throttle_burst = <requests>` (1..=5000) and `emits = [MessageType, ...]`"
         );
         // Keywords are option names too, as far as the error is concerned.
         let message = one_error(Kind::Connect, quote!(type = 1));
@@ -942,5 +1030,67 @@ mod tests {
                 .starts_with("unknown option `forward`: the known options are `memory")
         );
         assert!(one_error(Kind::Consumer, quote!("my queue")).starts_with("invalid queue name"));
+    }
+
+    #[test]
+    fn api_key_and_throttling() {
+        let args = parse_args(
+            Kind::Route,
+            quote!(
+                "admin",
+                api_key = true,
+                throttle_rate = 50,
+                throttle_burst = 20
+            ),
+        )
+        .unwrap();
+        assert!(args.api_key);
+        assert_eq!(
+            (args.throttle_rate, args.throttle_burst),
+            (Some(50), Some(20))
+        );
+        let args = parse_args(Kind::Connect, quote!(api_key = true)).unwrap();
+        assert!(args.api_key);
+        assert!(!parse_args(Kind::Route, quote!("k")).unwrap().api_key);
+    }
+
+    #[test]
+    fn bad_api_key_and_throttling() {
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", api_key = "yes")),
+            "`api_key` expects `true` or `false`, e.g. `api_key = true`"
+        );
+        assert!(
+            one_error(Kind::Route, quote!("k", api_key))
+                .starts_with("option `api_key` needs a value")
+        );
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", api_key = true, api_key = false)),
+            "duplicate option `api_key`: it is already set earlier in this attribute"
+        );
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", throttle_rate = 0)),
+            "`throttle_rate = 0` is out of range: the route's throttle rate must be between 1 and 10000 requests per second"
+        );
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", throttle_burst = 5001)),
+            "`throttle_burst = 5001` is out of range: the route's throttle burst must be between 1 and 5000 requests"
+        );
+        assert_eq!(
+            one_error(Kind::Route, quote!("k", throttle_rate = 1.5)),
+            "`throttle_rate` expects an integer (the route's throttle rate in requests per second, 1..=10000), e.g. `throttle_rate = 50`"
+        );
+        assert!(
+            one_error(
+                Kind::Route,
+                quote!("k", throttle_rate = 1000, throttle_burst = 5)
+            )
+            .starts_with("`throttle_burst = 5` is too small for `throttle_rate = 1000`")
+        );
+        for option in [quote!(api_key = true), quote!(throttle_rate = 5)] {
+            assert!(
+                one_error(Kind::Consumer, quote!("orders", #option)).starts_with("unknown option")
+            );
+        }
     }
 }

@@ -92,6 +92,9 @@ pub(crate) fn registration(kind: Kind, args: &RouteArgs, function: &ItemFn) -> T
         None => quote!(::core::option::Option::None),
     };
     let queues = &args.queues;
+    let api_key = args.api_key;
+    let throttle_rate = optional_u32(args.throttle_rate);
+    let throttle_burst = optional_u32(args.throttle_burst);
     let erase = quote_spanned!(span=> ::switchboard::__private::erase(#ident));
     let contract = contract_registration(
         quote!(::switchboard::__private::ContractOwner::Route(#key)),
@@ -122,6 +125,9 @@ pub(crate) fn registration(kind: Kind, args: &RouteArgs, function: &ItemFn) -> T
                         timeout_secs: #timeout_secs,
                         forward: #forward,
                         queues: &[#(#queues),*],
+                        api_key: #api_key,
+                        throttle_rate: #throttle_rate,
+                        throttle_burst: #throttle_burst,
                     },
                     doc: #doc,
                     handler: __switchboard_handler,
@@ -424,6 +430,9 @@ mod tests {
                             timeout_secs: ::core::option::Option::None,
                             forward: ::core::option::Option::None,
                             queues: &[],
+                            api_key: false,
+                            throttle_rate: ::core::option::Option::None,
+                            throttle_burst: ::core::option::Option::None,
                         },
                         doc: "Relays a chat line.",
                         handler: __switchboard_handler,

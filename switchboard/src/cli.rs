@@ -17,7 +17,11 @@ use crate::runtime::{async_runtime, fail, init_tracing};
 pub(crate) fn run(app: App) -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
-        Command::Manifest => match app.manifest() {
+        Command::Manifest { sha256 } => match app.manifest() {
+            Ok(m) if sha256 => {
+                println!("{}", m.manifest_hash());
+                ExitCode::SUCCESS
+            }
             Ok(m) => {
                 println!("{}", m.to_json_pretty());
                 ExitCode::SUCCESS
@@ -167,7 +171,12 @@ enum Command {
     /// Run the local gateway (the default).
     Serve(ServeArgs),
     /// Print the route registry as JSON (what the deploy program reads).
-    Manifest,
+    Manifest {
+        /// Print only the manifest's SHA-256 instead, for the `manifest.sha256` file the
+        /// deploy program compares with its own (see the README's deploy section).
+        #[arg(long)]
+        sha256: bool,
+    },
     /// List the routes and where they are declared.
     Routes,
     /// Print the AsyncAPI 3.0 document of the WebSocket API (JSON).

@@ -32,6 +32,26 @@ pub const REGION: &str = "eu-west-1";
 pub const ACCOUNT: &str = "123456789012";
 pub const PROJECT: &str = "switchboard";
 pub const STACK: &str = "dev";
+/// The origin secret the tests configure.
+pub const ORIGIN_SECRET: &str = "test-origin-secret-0123456789abcdef";
+/// Pulumi's signature key and secret signature.
+pub const SIG_KEY: &str = "4dabf18193072939515e22adb298388d";
+pub const SECRET_SIG: &str = "1b47061264138c4ac30d75fd1eb44270";
+
+/// The value inside a secret input, or `v` itself when it is not a secret.
+pub fn plain(v: &Value) -> &Value {
+    if v.get(SIG_KEY).and_then(Value::as_str) == Some(SECRET_SIG) {
+        &v["value"]
+    } else {
+        v
+    }
+}
+
+/// The value inside a secret input (panics if `v` is not one).
+pub fn unsecret(v: &Value) -> &Value {
+    assert_eq!(v[SIG_KEY], SECRET_SIG, "not a secret: {v}");
+    &v["value"]
+}
 
 /// One RegisterResource the program sent.
 #[derive(Clone, Debug)]
@@ -409,26 +429,104 @@ pub fn base_config() -> BTreeMap<String, String> {
         ("switchboard:rateLimit", "1500"),
         ("switchboard:throttlingRateLimit", "200"),
         ("switchboard:throttlingBurstLimit", "100"),
+        ("switchboard:originSecret", ORIGIN_SECRET),
+        ("switchboard:alarmEmail", "ops@example.com"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()
 }
 
-/// A zip file standing in for the Lambda artifact.
-pub fn artifact() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("deploy-test");
+/// The first bytes of a 64-bit little-endian ELF executable for `machine`.
+pub fn elf(machine: u16) -> Vec<u8> {
+    let mut h = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0".to_vec();
+    h.extend_from_slice(&machine.to_le_bytes());
+    h.extend_from_slice(&[0; 44]);
+    h
+}
+
+/// A zip (built in memory) with one stored, executable entry.
+pub fn zip(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut z = Vec::new();
+    let n = name.len() as u16;
+    let len = (data.len() as u32).to_le_bytes();
+    z.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+    z.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    z.extend_from_slice(&len);
+    z.extend_from_slice(&len);
+    z.extend_from_slice(&n.to_le_bytes());
+    z.extend_from_slice(&[0, 0]);
+    z.extend_from_slice(name.as_bytes());
+    z.extend_from_slice(data);
+    let cd = z.len() as u32;
+    z.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+    z.extend_from_slice(&[20, 3, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    z.extend_from_slice(&len);
+    z.extend_from_slice(&len);
+    z.extend_from_slice(&n.to_le_bytes());
+    z.extend_from_slice(&[0; 8]);
+    z.extend_from_slice(&(0o100755u32 << 16).to_le_bytes());
+    z.extend_from_slice(&0u32.to_le_bytes());
+    z.extend_from_slice(name.as_bytes());
+    let cd_len = z.len() as u32 - cd;
+    z.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    z.extend_from_slice(&[0, 0, 0, 0, 1, 0, 1, 0]);
+    z.extend_from_slice(&cd_len.to_le_bytes());
+    z.extend_from_slice(&cd.to_le_bytes());
+    z.extend_from_slice(&[0, 0]);
+    z
+}
+
+/// Writes `bytes` atomically (tests run in parallel and share artifacts).
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// The manifest hash a deploy binary expects (`--manifest-sha256`).
+pub fn manifest_hash(bin: &str) -> String {
+    let out = std::process::Command::new(bin)
+        .arg("--manifest-sha256")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The Lambda artifact for `bin` in its own directory: a zip whose `bootstrap` is an
+/// aarch64 ELF, with `content` after the header (a different build), and the
+/// `manifest.sha256` of `bin`'s manifest beside it.
+pub fn artifact_with(bin: &str, content: &str) -> PathBuf {
+    let name = std::path::Path::new(bin)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("deploy-test")
+        .join(format!("{name}-{content}"));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("bootstrap.zip");
-    std::fs::write(&path, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
+    let mut body = elf(0xB7);
+    body.extend_from_slice(content.as_bytes());
+    write_atomic(&path, &zip("bootstrap", &body));
+    write_atomic(&dir.join("manifest.sha256"), manifest_hash(bin).as_bytes());
     path
 }
 
 /// Runs `bin` (a deploy binary) under the fake engine.
 pub async fn run(bin: &str, preview: bool, mut config: BTreeMap<String, String>) -> Run {
-    config
-        .entry("switchboard:artifact".into())
-        .or_insert_with(|| artifact().display().to_string());
+    if !config.contains_key("switchboard:artifact") {
+        let path = artifact_with(bin, "v1").display().to_string();
+        config.insert("switchboard:artifact".into(), path);
+    }
+    let secret_keys: Vec<&String> = config
+        .keys()
+        .filter(|k| k.ends_with("originSecret") || k.ends_with("originSecretPrevious"))
+        .collect();
     let fake = Fake(Arc::new(Mutex::new(State {
         preview,
         ..Default::default()
@@ -451,7 +549,10 @@ pub async fn run(bin: &str, preview: bool, mut config: BTreeMap<String, String>)
         .env("PULUMI_ROOT_DIRECTORY", env!("CARGO_MANIFEST_DIR"))
         .env("PULUMI_DRY_RUN", if preview { "true" } else { "false" })
         .env("PULUMI_CONFIG", serde_json::to_string(&config).unwrap())
-        .env("PULUMI_CONFIG_SECRET_KEYS", "[]")
+        .env(
+            "PULUMI_CONFIG_SECRET_KEYS",
+            serde_json::to_string(&secret_keys).unwrap(),
+        )
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(60), child)

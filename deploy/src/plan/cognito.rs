@@ -8,6 +8,14 @@ use crate::config::StackConfig;
 use crate::input::Input;
 use crate::model::Service;
 use crate::{DeployError, concat_input};
+use switchboard_core::names::env;
+
+/// Refresh tokens live 30 days (the reference design; Cognito's default, set
+/// explicitly).
+pub const REFRESH_TOKEN_DAYS: u32 = 30;
+/// An administrator-created user's temporary password is valid 7 days (the reference
+/// design; Cognito's default, set explicitly).
+pub const TEMPORARY_PASSWORD_DAYS: u32 = 7;
 
 /// The user pool and what tokens are checked against.
 pub(super) struct Cognito {
@@ -23,12 +31,12 @@ impl Cognito {
     /// The environment of the functions that check tokens.
     pub(super) fn jwt_env(&self) -> Env {
         vec![
-            ("SWITCHBOARD_JWT_ISSUER".to_owned(), self.issuer.clone()),
+            (env::JWT_ISSUER.to_owned(), self.issuer.clone()),
             (
-                "SWITCHBOARD_JWKS_URL".to_owned(),
+                env::JWKS_URL.to_owned(),
                 concat_input![self.issuer.clone(), "/.well-known/jwks.json"],
             ),
-            ("SWITCHBOARD_JWT_AUDIENCE".to_owned(), self.client.id()),
+            (env::JWT_AUDIENCE.to_owned(), self.client.id()),
         ]
     }
 }
@@ -51,7 +59,7 @@ pub(super) fn cognito(
         presignup,
         presignup_role,
         vec![(
-            "SWITCHBOARD_AUTO_CONFIRM_USERS".into(),
+            env::AUTO_CONFIRM_USERS.into(),
             Input::str(cfg.auto_confirm_users.to_string()),
         )],
     );
@@ -69,6 +77,8 @@ pub(super) fn cognito(
             ])
             .into_list(),
             prevent_user_existence_errors: "ENABLED",
+            refresh_token_validity: REFRESH_TOKEN_DAYS,
+            token_validity_units: Input::object([("refreshToken", Some(Input::str("days")))]),
         },
     );
     p.add(
@@ -105,6 +115,10 @@ fn user_pool(p: &mut Plan, cfg: &StackConfig, prefix: &str, presignup_fn: Handle
                 ("requireUppercase", Some(Input::Bool(true))),
                 ("requireNumbers", Some(Input::Bool(true))),
                 ("requireSymbols", Some(Input::Bool(false))),
+                (
+                    "temporaryPasswordValidityDays",
+                    Some(Input::from(TEMPORARY_PASSWORD_DAYS)),
+                ),
             ]),
             lambda_config: Input::object([("preSignUp", Some(presignup_fn.out("arn")))]),
             deletion_protection: if cfg.stage == "prod" {

@@ -3,18 +3,53 @@
 //! through Route 53, unless an existing one is configured) and the site's DNS records.
 
 use super::{Handle, Plan, physical};
-use crate::aws::{Certificate, CertificateValidation, DnsRecord, Provider, WafIpSet, WafWebAcl};
+use crate::aws::{
+    Certificate, CertificateValidation, DnsRecord, Extra, Provider, WafIpSet, WafWebAcl,
+};
 use crate::config::StackConfig;
 use crate::input::Input;
 
-/// The us-east-1 provider: CloudFront's certificate and WAF live there.
-pub(super) fn us_east_1_provider(p: &mut Plan) -> Handle {
+/// The us-east-1 provider: CloudFront's certificate and WAF live there. It inherits
+/// the stack's `aws:*` settings (profile, assumed roles, credentials as secrets, ...),
+/// which an explicit provider does not read by itself.
+pub(super) fn us_east_1_provider(p: &mut Plan, cfg: &StackConfig) -> Handle {
+    let inherited = cfg
+        .aws_settings
+        .iter()
+        .map(|(k, s)| {
+            let value = json_input(&s.value);
+            let value = if s.secret {
+                Input::Secret(Box::new(value))
+            } else {
+                value
+            };
+            (k.clone(), value)
+        })
+        .collect();
     p.add(
         "us-east-1",
         Provider {
             region: "us-east-1".into(),
+            inherited: Extra(inherited),
         },
     )
+}
+
+/// A JSON value as an input.
+fn json_input(v: &serde_json::Value) -> Input {
+    use serde_json::Value;
+    match v {
+        Value::Bool(b) => Input::Bool(*b),
+        Value::Number(n) => n
+            .as_i64()
+            .map_or_else(|| Input::str(n.to_string()), Input::Int),
+        Value::String(s) => Input::str(s.clone()),
+        Value::Array(items) => Input::List(items.iter().map(json_input).collect()),
+        Value::Object(map) => {
+            Input::object(map.iter().map(|(k, v)| (k.clone(), Some(json_input(v)))))
+        }
+        Value::Null => Input::str(""),
+    }
 }
 
 /// What the distribution is protected and named with.

@@ -14,6 +14,7 @@ use crate::config::StackConfig;
 use crate::input::Input;
 use crate::model::{Function, FunctionKind, Service, queue_url_env_var};
 use crate::{DeployError, concat_input};
+use switchboard_core::names::env;
 
 /// A function's environment variables, in order.
 pub(super) type Env = Vec<(String, Input)>;
@@ -61,7 +62,14 @@ impl<'a> Lambdas<'a> {
     }
 
     /// A function with its role and environment.
-    pub(super) fn function(&self, p: &mut Plan, f: &Function, role: Handle, env: Env) -> Handle {
+    pub(super) fn function(
+        &self,
+        p: &mut Plan,
+        f: &Function,
+        role: Handle,
+        mut env: Env,
+    ) -> Handle {
+        env.insert(0, (env::SERVICE.to_owned(), Input::str(self.prefix)));
         p.add(
             f.slug.clone(),
             LambdaFunction {
@@ -94,6 +102,19 @@ impl Functions {
             .copied()
             .ok_or_else(|| DeployError::Plan(format!("no function for {role}")))
     }
+
+    /// The functions that check the origin secret (the authorizer and `http`).
+    pub(super) fn origin_checkers(&self) -> Vec<Handle> {
+        ["ws:authorizer", "http"]
+            .iter()
+            .filter_map(|r| self.0.get(*r).copied())
+            .collect()
+    }
+
+    /// Every function, by role.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&String, &Handle)> {
+        self.0.iter()
+    }
 }
 
 /// What the functions' environments and policies refer to.
@@ -108,8 +129,26 @@ pub(super) struct Needs<'a> {
     pub(super) management_endpoint: Input,
     /// The JWT settings of the authorizer and the HTTP function.
     pub(super) jwt_env: Env,
+    /// The origin secret(s) of the authorizer and the HTTP function.
+    pub(super) origin_env: Env,
     /// The queues.
     pub(super) queues: &'a Queues,
+}
+
+/// The origin secret variables: the current secret, and the previous one during a
+/// rotation, each sent as a Pulumi secret.
+pub(super) fn origin_env(cfg: &StackConfig) -> Env {
+    let mut env = vec![(
+        env::ORIGIN_SECRET.to_owned(),
+        Input::Secret(Box::new(Input::str(cfg.origin_secret.0.clone()))),
+    )];
+    if let Some(previous) = &cfg.origin_secret_previous {
+        env.push((
+            env::ORIGIN_SECRET_PREVIOUS.to_owned(),
+            Input::Secret(Box::new(Input::str(previous.0.clone()))),
+        ));
+    }
+    env
 }
 
 /// Every function but the pre-sign-up trigger, each after its role.
@@ -142,20 +181,21 @@ fn environment_and_statements(
     let serves_sockets = !matches!(f.kind, FunctionKind::Authorizer);
     if serves_sockets {
         env.push((
-            "SWITCHBOARD_CONNECTIONS_TABLE".into(),
+            env::CONNECTIONS_TABLE.into(),
             Input::str(needs.table_names.connections.clone()),
         ));
         env.push((
-            "SWITCHBOARD_ROOMS_TABLE".into(),
+            env::ROOMS_TABLE.into(),
             Input::str(needs.table_names.rooms.clone()),
         ));
         env.push((
-            "SWITCHBOARD_MANAGEMENT_ENDPOINT".into(),
+            env::MANAGEMENT_ENDPOINT.into(),
             needs.management_endpoint.clone(),
         ));
     }
     if matches!(f.kind, FunctionKind::Authorizer | FunctionKind::Http) {
         env.extend(needs.jwt_env.iter().cloned());
+        env.extend(needs.origin_env.iter().cloned());
     }
     if f.capabilities.store {
         extra.push(statement(

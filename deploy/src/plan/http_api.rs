@@ -22,6 +22,7 @@ pub(super) fn api(p: &mut Plan, service: &Service, prefix: &str) -> Option<Handl
                 name: format!("{prefix}-http"),
                 protocol_type: "HTTP",
                 route_selection_expression: None,
+                api_key_selection_expression: None,
             },
         )
     })
@@ -70,6 +71,7 @@ pub(super) fn routes(
             authorization_type: "JWT",
             authorizer_id: Some(jwt.id()),
             route_response_selection_expression: None,
+            api_key_required: None,
         },
     );
     stage(p, cfg, api);
@@ -105,6 +107,7 @@ fn stage(p: &mut Plan, cfg: &StackConfig, api: Handle) -> Handle {
                 ),
             ]),
             access_log_settings: None,
+            route_settings: None,
         },
     )
 }

@@ -21,6 +21,8 @@ use crate::input::{Field, Input, Ref};
 use crate::model::{Service, fnv32};
 use crate::{DeployError, concat_input};
 
+mod alarms;
+mod api_keys;
 mod cloudfront;
 mod cognito;
 mod edge;
@@ -33,12 +35,14 @@ mod tables;
 mod web;
 mod ws_api;
 
+pub use alarms::{ALARM_PERIOD_SECS, DENY_RATIO_MIN_UPGRADES};
+pub use cognito::{REFRESH_TOKEN_DAYS, TEMPORARY_PASSWORD_DAYS};
+pub use ws_api::api_logical_name;
+
 /// CloudFront's managed cache policy `CachingDisabled` (for the APIs).
 pub const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
 /// CloudFront's managed cache policy `CachingOptimized` (for the page).
 pub const CACHING_OPTIMIZED: &str = "658327ea-f89d-4fab-a63d-7e88639e58f6";
-/// CloudFront's managed origin request policy `AllViewerExceptHostHeader`.
-pub const ALL_VIEWER_EXCEPT_HOST: &str = "b689b0a8-53d0-40ab-baf2-68738e2966ac";
 /// The WebSocket stage: CloudFront forwards `/ws` unchanged, so the stage is named so.
 pub const WS_STAGE: &str = "ws";
 /// `maxReceiveCount` of every queue's redrive policy.
@@ -120,6 +124,70 @@ impl Plan {
         Handle(self.resources.len() - 1)
     }
 
+    /// A digest (SHA-256, hex) of these resources: each one's type, name and inputs,
+    /// with every reference replaced by the digest of the resource it refers to, so a
+    /// change anywhere upstream (a function's name or code path, a role, the API)
+    /// changes the digest of everything that refers to it. The WebSocket deployment's
+    /// trigger is the digest of what its snapshot depends on.
+    pub fn digest(&self, handles: &[Handle]) -> String {
+        use sha2::Digest;
+        let mut memo: Vec<Option<String>> = vec![None; self.resources.len()];
+        let mut text = String::new();
+        for h in handles {
+            text.push_str(&self.resource_digest(h.0, &mut memo));
+            text.push(';');
+        }
+        hex(&sha2::Sha256::digest(text.as_bytes()))
+    }
+
+    fn resource_digest(&self, i: usize, memo: &mut Vec<Option<String>>) -> String {
+        use sha2::Digest;
+        if let Some(Some(d)) = memo.get(i) {
+            return d.clone();
+        }
+        let Some(r) = self.resources.get(i) else {
+            return String::new();
+        };
+        let mut text = format!("{}|{}|", r.token, r.name);
+        for (k, v) in &r.inputs {
+            text.push_str(k);
+            text.push('=');
+            self.canonical(v, memo, &mut text);
+            text.push(';');
+        }
+        let d = hex(&sha2::Sha256::digest(text.as_bytes()));
+        memo[i] = Some(d.clone());
+        d
+    }
+
+    fn canonical(&self, input: &Input, memo: &mut Vec<Option<String>>, out: &mut String) {
+        match input {
+            Input::Ref(r) => {
+                let d = self.resource_digest(r.resource, memo);
+                out.push_str(&format!("<{d}:{:?}>", r.field));
+            }
+            Input::Concat(items) | Input::List(items) => {
+                out.push('[');
+                for item in items {
+                    self.canonical(item, memo, out);
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            Input::Object(map) => {
+                out.push('{');
+                for (k, v) in map {
+                    out.push_str(&format!("{k:?}:"));
+                    self.canonical(v, memo, out);
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            Input::Json(inner) | Input::Secret(inner) => self.canonical(inner, memo, out),
+            other => out.push_str(&format!("{other:?}")),
+        }
+    }
+
     /// Checks the plan's invariants: unique names per type, references and
     /// dependencies only to earlier resources.
     pub fn validate(&self) -> Result<(), DeployError> {
@@ -176,6 +244,11 @@ fn assume_role(service: &str) -> Input {
     ])])
 }
 
+/// Lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `{prefix}-{part}`, at most `max` characters (a hash keeps long names distinct).
 pub fn physical(prefix: &str, part: &str, max: usize) -> String {
     let full = format!("{prefix}-{part}");
@@ -206,7 +279,7 @@ pub fn plan(service: &Service, cfg: &StackConfig, web_page: &str) -> Result<Plan
     let table_names = TableNames::for_app(&cfg.app, &cfg.stage);
     let queue_prefix = stage_prefix(&cfg.app, &cfg.stage);
 
-    let us_east_1 = edge::us_east_1_provider(&mut p);
+    let us_east_1 = edge::us_east_1_provider(&mut p, cfg);
     let logs = logs::logs(&mut p, cfg, &prefix);
     let tables = tables::tables(&mut p, &table_names);
     let queues = queues::queues(&mut p, service, &queue_prefix)?;
@@ -224,21 +297,44 @@ pub fn plan(service: &Service, cfg: &StackConfig, web_page: &str) -> Result<Plan
             ws_api,
             management_endpoint: ws_api::management_endpoint(ws_api, region),
             jwt_env: cognito.jwt_env(),
+            origin_env: functions::origin_env(cfg),
             queues: &queues,
         },
     )?;
     let ws_stage =
         ws_api::routes_and_stage(&mut p, service, cfg, &prefix, ws_api, &functions, &logs)?;
+    let keys = api_keys::usage_plan(&mut p, service, cfg, &prefix, ws_api, ws_stage);
     queues::event_sources(&mut p, service, &queues, &functions)?;
     if let Some(http_api) = http_api {
         http_api::routes(&mut p, cfg, &prefix, http_api, &functions, &cognito)?;
     }
     let web = web::web(&mut p, service, &prefix, web_page);
     let edge = edge::edge(&mut p, cfg, &prefix, us_east_1);
-    let distribution =
-        cloudfront::distribution(&mut p, cfg, &prefix, &web, ws_api, http_api, &edge);
+    let distribution = cloudfront::distribution(
+        &mut p,
+        cfg,
+        &prefix,
+        &cloudfront::Origins {
+            web: &web,
+            ws_api,
+            http_api,
+            checkers: functions.origin_checkers(),
+        },
+        &edge,
+    );
     web::bucket_policy(&mut p, &web, distribution);
     edge::dns_records(&mut p, cfg, distribution);
+    let watch = alarms::alarms(
+        &mut p,
+        service,
+        cfg,
+        &prefix,
+        &alarms::Watched {
+            functions: &functions,
+            ws_api,
+            http_api,
+        },
+    )?;
     p.outputs = outputs::outputs(
         cfg,
         service,
@@ -251,6 +347,8 @@ pub fn plan(service: &Service, cfg: &StackConfig, web_page: &str) -> Result<Plan
             web: &web,
             distribution,
             certificate_arn: edge.certificate_arn.as_ref(),
+            keys: keys.as_ref(),
+            watch: &watch,
         },
     );
     p.validate()?;

@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use super::alarms::Watch;
+use super::api_keys::Keys;
 use super::cognito::Cognito;
 use super::queues::Queues;
 use super::tables::Tables;
 use super::web::Web;
-use super::{Handle, WS_STAGE, execute_api_host, ws_api};
+use super::{Handle, ws_api};
 use crate::concat_input;
 use crate::config::StackConfig;
 use crate::input::Input;
@@ -31,9 +33,15 @@ pub(super) struct Stage<'a> {
     pub(super) distribution: Handle,
     /// The site's certificate, if any.
     pub(super) certificate_arn: Option<&'a Input>,
+    /// The usage plan and its keys, if routes need keys.
+    pub(super) keys: Option<&'a Keys>,
+    /// The alarm topic and the dashboard.
+    pub(super) watch: &'a Watch,
 }
 
-/// The stack outputs.
+/// The stack outputs. The APIs' own `execute-api` URLs are not among them: only
+/// CloudFront's (`wssUrl`, `httpApiUrl`) reach the APIs; `managementEndpoint` is the
+/// IAM-signed `@connections` API, for operators.
 pub(super) fn outputs(
     cfg: &StackConfig,
     service: &Service,
@@ -63,14 +71,6 @@ pub(super) fn outputs(
         "managementEndpoint".into(),
         ws_api::management_endpoint(s.ws_api, region),
     );
-    o.insert(
-        "websocketApiUrl".into(),
-        concat_input![
-            "wss://",
-            execute_api_host(s.ws_api, region),
-            format!("/{WS_STAGE}")
-        ],
-    );
     o.insert("webSocketStage".into(), s.ws_stage.out("name"));
     o.insert("connectionsTable".into(), s.tables.connections.out("name"));
     o.insert("roomsTable".into(), s.tables.rooms.out("name"));
@@ -80,6 +80,18 @@ pub(super) fn outputs(
     o.insert("userPoolClientId".into(), s.cognito.client.id());
     o.insert("distributionId".into(), s.distribution.id());
     o.insert("webBucket".into(), s.web.bucket.id());
+    o.insert("alarmTopicArn".into(), s.watch.topic.out("arn"));
+    o.insert(
+        "dashboardName".into(),
+        s.watch.dashboard.out("dashboardName"),
+    );
+    if let Some(keys) = s.keys {
+        o.insert("usagePlanId".into(), keys.plan.id());
+        o.insert(
+            "apiKeyIds".into(),
+            Input::Object(keys.keys.iter().map(|(k, h)| (k.clone(), h.id())).collect()),
+        );
+    }
     o
 }
 

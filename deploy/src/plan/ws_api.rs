@@ -1,6 +1,43 @@
 //! The WebSocket API: the API itself (registered early: functions need its id for the
 //! management endpoint), then its REQUEST authorizer, one integration, route, route
 //! response (two-way routes) and permission per route, the deployment and the stage.
+//!
+//! # Safe updates: what the stage serves after `pulumi up`
+//!
+//! A stage serves a *deployment*, a snapshot API Gateway takes of the API's routes,
+//! integrations, route responses and authorizer when the deployment is created. Two
+//! facts of Pulumi's engine decide what that snapshot holds:
+//!
+//! 1. Creates and updates run as the program registers resources (a registration
+//!    returns once its step is done), and the program registers the deployment only
+//!    after every route, integration and route response (`depends_on`), so a *new*
+//!    deployment sees every created or updated route and integration.
+//! 2. Deletes run last: the engine learns that a resource left the program only once
+//!    the program has exited, so it deletes removed resources (and the old halves of
+//!    create-before-delete replacements) after every create and update. Gestalt 0.0.12
+//!    sends no `deleteBeforeReplace` and no dependency lists, and even
+//!    `deleteBeforeReplace` on the deployment would not move a *removed route's* delete
+//!    earlier.
+//!
+//! Hence:
+//!
+//! * **A changed input** (an integration's function, a route response, the authorizer,
+//!   a function replaced or its code changed): the deployment's `triggers` hold a
+//!   digest of every resource the snapshot depends on, references followed into the
+//!   functions, roles and the API ([`Plan::digest`]), and the artifact's SHA-256.
+//!   Triggers force a replacement, so a new deployment is created after the changes
+//!   and the stage moves to it; the old deployment and any replaced function are
+//!   deleted at the end, when nothing live points at them.
+//! * **A removed route** would still be in a deployment created in the same run (fact
+//!   2). So the API itself is keyed by its route set: its logical name is
+//!   `ws-{digest of the route keys}`. A different route set is a *new API*, created
+//!   with exactly the current routes, its own deployment and stage; CloudFront's `ws`
+//!   origin, the functions' management endpoint, the usage plan and the alarms move
+//!   to it (updates, done before any delete), and the old API, with the removed route
+//!   in it, is deleted at the end. No stage that serves the removed route is reachable
+//!   when `pulumi up` returns. The price: a change of the route set closes the open
+//!   WebSocket connections (the old API goes away; clients reconnect, and `resume`
+//!   replays what they missed). Same route set, same API: connections survive.
 
 use super::functions::Functions;
 use super::logs::Logs;
@@ -13,15 +50,29 @@ use crate::config::StackConfig;
 use crate::input::Input;
 use crate::model::{Function, FunctionKind, Reserved, Service, fnv32};
 use crate::{DeployError, concat_input};
+use switchboard_core::names::headers::API_KEY_SELECTION_EXPRESSION;
+
+/// The WebSocket API's logical name: `ws-{8 hex digits of the route keys}`, so that a
+/// different route set is a new API (see the module's docs).
+pub fn api_logical_name(service: &Service) -> String {
+    let mut keys: Vec<&str> = service
+        .functions
+        .iter()
+        .filter_map(Function::route_key)
+        .collect();
+    keys.sort_unstable();
+    format!("ws-{:08x}", fnv32(&keys.join("\n")))
+}
 
 /// The WebSocket API.
 pub(super) fn api(p: &mut Plan, service: &Service, prefix: &str) -> Handle {
     p.add(
-        "ws",
+        api_logical_name(service),
         ApiGatewayV2Api {
             name: format!("{prefix}-ws"),
             protocol_type: "WEBSOCKET",
             route_selection_expression: Some(service.route_selection_expression.clone()),
+            api_key_selection_expression: Some(API_KEY_SELECTION_EXPRESSION),
         },
     )
 }
@@ -49,6 +100,7 @@ pub(super) fn routes_and_stage(
     let mut routes = Routes {
         api,
         authorizer,
+        api_key: service.api_key_required(),
         parts: Vec::new(),
         trigger: String::new(),
     };
@@ -59,20 +111,29 @@ pub(super) fn routes_and_stage(
         let connect = matches!(reserved, Some(Reserved::Connect));
         routes.add(p, f, key, connect, functions.get(&f.role)?);
     }
+    let mut snapshot = vec![authorizer];
+    snapshot.extend(&routes.parts);
+    let mut triggers = vec![
+        (
+            "routes",
+            Some(Input::str(format!("{:08x}", fnv32(&routes.trigger)))),
+        ),
+        ("snapshot", Some(Input::str(p.digest(&snapshot)))),
+    ];
+    if !cfg.artifact_sha256.is_empty() {
+        triggers.push(("artifact", Some(Input::str(cfg.artifact_sha256.clone()))));
+    }
     let deployment = p.add_with(
         "ws",
         ApiGatewayV2Deployment {
             api_id: api.id(),
             description: format!("{} routes", routes.parts.len()),
-            triggers: Input::object([(
-                "routes",
-                Some(Input::str(format!("{:08x}", fnv32(&routes.trigger)))),
-            )]),
+            triggers: Input::object(triggers),
         },
         None,
         routes.parts,
     );
-    Ok(stage(p, cfg, api, deployment, logs))
+    Ok(stage(p, service, cfg, api, deployment, logs))
 }
 
 /// The `$connect` REQUEST authorizer and its permission.
@@ -105,6 +166,8 @@ fn authorizer(p: &mut Plan, prefix: &str, api: Handle, lambda: Handle) -> Handle
 struct Routes {
     api: Handle,
     authorizer: Handle,
+    /// Whether `$connect` needs an API key.
+    api_key: bool,
     parts: Vec<Handle>,
     trigger: String,
 }
@@ -134,6 +197,8 @@ impl Routes {
                 authorization_type: if connect { "CUSTOM" } else { "NONE" },
                 authorizer_id: connect.then(|| self.authorizer.id()),
                 route_response_selection_expression: two_way.then_some("$default"),
+                // API Gateway checks a WebSocket API's keys on `$connect` only.
+                api_key_required: (connect && self.api_key).then_some(true),
             },
         );
         self.parts.extend([route, integration]);
@@ -162,8 +227,32 @@ impl Routes {
     }
 }
 
-/// The stage of the deployment, throttled, with access logs.
-fn stage(p: &mut Plan, cfg: &StackConfig, api: Handle, deployment: Handle, logs: &Logs) -> Handle {
+/// Each throttled route's `routeSettings` entry.
+fn route_settings(service: &Service) -> Vec<Input> {
+    service
+        .functions
+        .iter()
+        .filter_map(|f| Some((f.route_key()?, f.throttle?)))
+        .map(|(key, (rate, burst))| {
+            Input::object([
+                ("routeKey", Some(Input::str(key))),
+                ("throttlingRateLimit", rate.map(Input::from)),
+                ("throttlingBurstLimit", burst.map(Input::from)),
+            ])
+        })
+        .collect()
+}
+
+/// The stage of the deployment, throttled (per route too), with access logs.
+fn stage(
+    p: &mut Plan,
+    service: &Service,
+    cfg: &StackConfig,
+    api: Handle,
+    deployment: Handle,
+    logs: &Logs,
+) -> Handle {
+    let per_route = route_settings(service);
     p.add_with(
         "ws",
         ApiGatewayV2Stage {
@@ -186,6 +275,7 @@ fn stage(p: &mut Plan, cfg: &StackConfig, api: Handle, deployment: Handle, logs:
                 ("destinationArn", Some(logs.ws_access.out("arn"))),
                 ("format", Some(Input::str(ACCESS_LOG_FORMAT))),
             ])),
+            route_settings: (!per_route.is_empty()).then_some(per_route),
         },
         None,
         logs.stage_deps.clone(),

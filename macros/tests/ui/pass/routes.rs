@@ -16,7 +16,7 @@ async fn echo(_ctx: Ctx, Json(msg): Json<Echo>) -> Result<String, WsError> {
 }
 const ECHO_LINE: u32 = line!() - 3;
 
-#[ws_route("chat/history.v2")]
+#[ws_route("chat/history.v2", api_key = true, throttle_rate = 50, throttle_burst = 20)]
 async fn history() -> Json<Vec<String>> {
     Json(Vec::new())
 }
@@ -61,7 +61,15 @@ fn main() {
     assert_eq!(history.kind, RouteKind::Custom);
     assert_eq!(history.function, "history");
     assert_eq!(history.location.line, HISTORY_LINE);
-    assert_eq!(history.options, Default::default());
+    assert_eq!(
+        history.options,
+        switchboard::RouteOptions {
+            api_key: true,
+            throttle_rate: Some(50),
+            throttle_burst: Some(20),
+            ..Default::default()
+        }
+    );
     assert_eq!(history.doc, "");
 
     let connect = def("$connect");
