@@ -155,9 +155,9 @@ try {
 
   step('the charts have samples');
   await tab('overview');
-  await c.locator('svg[data-chart=frames] path.line').first().waitFor();
+  await c.locator('svg[data-chart=frames] circle').first().waitFor();
   await c.getByTestId('latency-route').selectOption('sendMessage');
-  await c.locator('svg[data-chart=latency] path.line').first().waitFor();
+  await c.locator('svg[data-chart=latency] circle').first().waitFor();
   await c.screenshot({ path: join(outDir, 'console-overview.png') });
 
   step('nothing left the origin; no page errors');
