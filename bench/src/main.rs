@@ -5,6 +5,7 @@
 
 mod bare;
 mod client;
+mod console;
 mod gateway;
 mod idle;
 mod report;
@@ -51,6 +52,7 @@ OPTIONS:
     --server-threads N    worker threads of the servers' runtime (default: cores)
     --client-threads N    worker threads of the load generator's runtime (default: cores)
     --no-idle             skip the idle-memory scenario
+    --console             only the console scenario (below), gateway only
     --serve bare|gateway  (internal) run one server in this process, print
                           `LISTENING <url>`, stop when stdin closes
     -h, --help            this text
@@ -66,6 +68,9 @@ SCENARIOS (per target, 127.0.0.1 only):
                 window 1 (20 broadcasts, each once all clients got the
                 previous): p99 time-to-all; window 16 (up to 16 broadcasts in
                 flight, 200,000 deliveries): deliveries/s; missing deliveries
+    console     (only with --console) echo with no console vs with a console
+                whose live stream is never read, alternating, --rounds N each
+                way (default 5): both msgs/s (medians) and their ratio
     idle        (once per target, after the rounds) the server alone in a child
                 process; 1000, 5000, 10000 idle connections opened and kept:
                 the child's RSS at each step, RSS per 1000 connections
@@ -162,6 +167,7 @@ impl Kind {
 
 struct Options {
     quick: bool,
+    console: bool,
     only: Option<Kind>,
     serve: Option<Kind>,
     idle: bool,
@@ -175,6 +181,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     let mut opts = Options {
         quick: false,
+        console: false,
         only: None,
         serve: None,
         idle: true,
@@ -188,6 +195,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
         match arg.as_str() {
             "-h" | "--help" => return Ok(None),
             "--quick" => opts.quick = true,
+            "--console" => opts.console = true,
             "--json" => opts.json = true,
             "--no-idle" => opts.idle = false,
             "--only" | "--serve" => {
@@ -235,6 +243,11 @@ pub(crate) struct Running {
 impl Running {
     pub(crate) fn new(url: String, stop: oneshot::Sender<()>, done: JoinHandle<()>) -> Self {
         Self { url, stop, done }
+    }
+
+    /// Where it listens.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     /// Asks the server to stop and waits (bounded) for it; `true` if it did.
@@ -415,6 +428,26 @@ fn serve(kind: Kind, threads: usize) -> ExitCode {
     }
 }
 
+/// `--console`: the console scenario alone (see `console.rs`).
+fn run_console(opts: &Options, sizes: Sizes) -> ExitCode {
+    match (
+        runtime("bench-server", opts.server_threads),
+        runtime("bench-client", opts.client_threads),
+    ) {
+        (Ok(server_rt), Ok(client_rt)) => {
+            let rounds = opts.rounds.unwrap_or(if opts.quick { 1 } else { 5 });
+            let code = console::run(rounds, sizes.echo_connections, &server_rt, &client_rt);
+            server_rt.shutdown_timeout(Duration::from_secs(2));
+            client_rt.shutdown_timeout(Duration::from_secs(2));
+            code
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: cannot build the tokio runtimes: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let opts = match parse_args(std::env::args().skip(1)) {
         Ok(Some(opts)) => opts,
@@ -435,6 +468,10 @@ fn main() -> ExitCode {
     } else {
         Sizes::FULL
     };
+
+    if opts.console {
+        return run_console(&opts, sizes);
+    }
 
     if let Some(limit) = open_files_limit() {
         let needed = sizes.peak_sockets() + 256;
