@@ -36,12 +36,23 @@ fn post_error(e: &PostError) -> Response {
     }
 }
 
-/// The request body as text, or the error to answer.
-#[allow(clippy::result_large_err)] // the error is the answer itself, made once per request
-fn text_body(body: Result<String, StringRejection>) -> Result<String, Response> {
-    let text = body.map_err(|e| error(StatusCode::BAD_REQUEST, &e.body_text()))?;
+/// A refusal to answer with [`error`] (small, unlike a `Response`).
+struct Refused(StatusCode, String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        error(self.0, &self.1)
+    }
+}
+
+/// The request body as text, or why not.
+fn text_body(body: Result<String, StringRejection>) -> Result<String, Refused> {
+    let text = body.map_err(|e| Refused(StatusCode::BAD_REQUEST, e.body_text()))?;
     if text.is_empty() {
-        return Err(error(StatusCode::BAD_REQUEST, "the frame is empty"));
+        return Err(Refused(
+            StatusCode::BAD_REQUEST,
+            "the frame is empty".into(),
+        ));
     }
     Ok(text)
 }
@@ -128,7 +139,7 @@ pub(super) async fn send(
 ) -> Response {
     let text = match text_body(body) {
         Ok(text) => text,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     match gateway.hub.post(&id, &Frame::text(text)).await {
         Ok(()) => Json(json!({ "sent": 1 })).into_response(),
@@ -145,7 +156,7 @@ pub(super) async fn frame(
 ) -> Response {
     let text = match text_body(body) {
         Ok(text) => text,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     if text.len() > gateway.config.max_message_bytes {
         return error(
@@ -193,7 +204,7 @@ pub(super) async fn send_to_room(
 ) -> Response {
     let text = match text_body(body) {
         Ok(text) => text,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     let store = &gateway.dispatcher.services().store;
     let members = match store.room_members(&room).await {
@@ -223,20 +234,15 @@ pub(super) struct QueueQuery {
 }
 
 /// The queue backend and the queue's name, if the app declares `name`.
-#[allow(clippy::result_large_err)] // the error is the answer itself, made once per request
-fn queue_of(
-    gateway: &Gateway,
-    name: &str,
-    dlq: bool,
-) -> Result<(Arc<dyn Queue>, String), Response> {
+fn queue_of(gateway: &Gateway, name: &str, dlq: bool) -> Result<(Arc<dyn Queue>, String), Refused> {
     let services = gateway.dispatcher.services();
     if !services.registry.queues().iter().any(|q| q.name == name) {
-        return Err(error(StatusCode::NOT_FOUND, "no such queue"));
+        return Err(Refused(StatusCode::NOT_FOUND, "no such queue".into()));
     }
     let queue = services
         .queue
         .clone()
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, "no queue backend"))?;
+        .ok_or_else(|| Refused(StatusCode::NOT_FOUND, "no queue backend".into()))?;
     let target = if dlq {
         dead_letter_queue_name(name)
     } else {
@@ -264,7 +270,7 @@ pub(super) async fn messages(
 ) -> Response {
     let (queue, target) = match queue_of(&gateway, &name, query.dlq) {
         Ok(q) => q,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     match queue.peek(&target, MAX_LISTED).await {
         Ok(list) => {
@@ -295,7 +301,7 @@ pub(super) async fn redrive(
 ) -> Response {
     let (queue, target) = match queue_of(&gateway, &name, false) {
         Ok(q) => q,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     match queue.redrive(&target, query.message_id.as_deref()).await {
         Ok(moved) => Json(json!({ "moved": moved })).into_response(),
@@ -311,7 +317,7 @@ pub(super) async fn purge(
 ) -> Response {
     let (queue, target) = match queue_of(&gateway, &name, query.dlq) {
         Ok(q) => q,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     match queue.purge(&target).await {
         Ok(purged) => Json(json!({ "purged": purged })).into_response(),

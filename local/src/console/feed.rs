@@ -7,7 +7,7 @@
 //! its events are dropped and counted, never waited for.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -45,9 +45,11 @@ pub(crate) struct Subscription {
 /// The feed and the always-on metrics of one gateway.
 pub(crate) struct Feed {
     active: AtomicUsize,
-    subscribers: Mutex<Vec<Subscriber>>,
-    /// Events dropped for full consoles, all consoles together.
-    dropped: AtomicU64,
+    /// Read-locked on the hot path (publishers never wait for each other); written only
+    /// to add, prune or close consoles.
+    subscribers: RwLock<Vec<Subscriber>>,
+    /// Events dropped for consoles that are gone (the open ones count their own).
+    retired_drops: AtomicU64,
     /// Latency histograms and samples (charts).
     pub(crate) metrics: Metrics,
 }
@@ -57,8 +59,8 @@ impl Feed {
     pub(crate) fn new(routes: impl IntoIterator<Item = &'static str>) -> Self {
         Self {
             active: AtomicUsize::new(0),
-            subscribers: Mutex::new(Vec::new()),
-            dropped: AtomicU64::new(0),
+            subscribers: RwLock::new(Vec::new()),
+            retired_drops: AtomicU64::new(0),
             metrics: Metrics::new(routes),
         }
     }
@@ -76,13 +78,31 @@ impl Feed {
 
     /// Events dropped so far for consoles that did not keep up.
     pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        let open: u64 = self
+            .subscribers
+            .read()
+            .map(|subs| subs.iter().map(|s| s.dropped.load(Ordering::Relaxed)).sum())
+            .unwrap_or(0);
+        open + self.retired_drops.load(Ordering::Relaxed)
+    }
+
+    /// Removes the consoles `keep` rejects, keeping their drop counts.
+    fn retire(&self, subs: &mut Vec<Subscriber>, keep: impl Fn(&Subscriber) -> bool) {
+        subs.retain(|s| {
+            let kept = keep(s);
+            if !kept {
+                let n = s.dropped.load(Ordering::Relaxed);
+                self.retired_drops.fetch_add(n, Ordering::Relaxed);
+            }
+            kept
+        });
+        self.active.store(subs.len(), Ordering::Relaxed);
     }
 
     /// Each console's queue: events waiting and events dropped.
     pub(crate) fn queues(&self) -> Vec<(usize, u64)> {
         self.subscribers
-            .lock()
+            .read()
             .map(|subs| {
                 subs.iter()
                     .filter(|s| !s.tx.is_closed())
@@ -97,8 +117,8 @@ impl Feed {
 
     /// A new console's queue, or `None` when [`MAX_SUBSCRIBERS`] are open.
     pub(crate) fn subscribe(&self) -> Option<Subscription> {
-        let mut subs = self.subscribers.lock().ok()?;
-        subs.retain(|s| !s.tx.is_closed());
+        let mut subs = self.subscribers.write().ok()?;
+        self.retire(&mut subs, |s| !s.tx.is_closed());
         if subs.len() >= MAX_SUBSCRIBERS {
             return None;
         }
@@ -117,7 +137,7 @@ impl Feed {
         self.active()
             && self
                 .subscribers
-                .lock()
+                .read()
                 .is_ok_and(|subs| subs.iter().any(|s| s.tx.capacity() > 0))
     }
 
@@ -127,20 +147,17 @@ impl Feed {
         if !self.active() {
             return;
         }
-        let Ok(mut subs) = self.subscribers.lock() else {
+        let Ok(subs) = self.subscribers.read() else {
             return;
         };
         let mut event: Option<Arc<str>> = None;
         let mut build = Some(build);
-        let mut closed = false;
         for s in subs.iter() {
             if s.tx.is_closed() {
-                closed = true;
                 continue;
             }
             if s.tx.capacity() == 0 {
                 s.dropped.fetch_add(1, Ordering::Relaxed);
-                self.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             let e = event.get_or_insert_with(|| {
@@ -149,12 +166,17 @@ impl Feed {
             });
             if s.tx.try_send(Arc::clone(e)).is_err() {
                 s.dropped.fetch_add(1, Ordering::Relaxed);
-                self.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if closed {
-            subs.retain(|s| !s.tx.is_closed());
-            self.active.store(subs.len(), Ordering::Relaxed);
+    }
+
+    /// Forgets consoles that went away (the sampler calls it once a second).
+    pub(crate) fn prune(&self) {
+        if !self.active() {
+            return;
+        }
+        if let Ok(mut subs) = self.subscribers.write() {
+            self.retire(&mut subs, |s| !s.tx.is_closed());
         }
     }
 
@@ -215,10 +237,9 @@ impl Feed {
 
     /// Ends every console's stream (the gateway is shutting down).
     pub(crate) fn close(&self) {
-        if let Ok(mut subs) = self.subscribers.lock() {
-            subs.clear();
+        if let Ok(mut subs) = self.subscribers.write() {
+            self.retire(&mut subs, |_| false);
         }
-        self.active.store(0, Ordering::Relaxed);
     }
 
     /// A connection opened; `query` is the upgrade's query string (tokens redacted here).
@@ -372,7 +393,9 @@ mod tests {
 
         drop(sub);
         feed.publish(|| json!({}));
+        feed.prune();
         assert!(!feed.active(), "a closed console is forgotten");
+        assert_eq!(feed.dropped(), dropped, "its drops are still counted");
     }
 
     #[test]

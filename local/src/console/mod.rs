@@ -192,6 +192,7 @@ fn spawn_sampler(gateway: Weak<Gateway>) {
                 frames_out,
             };
             let feed = &gateway.console;
+            feed.prune();
             let sample = feed.metrics.sample(crate::now(), totals, &mut previous);
             feed.publish(|| {
                 serde_json::json!({
