@@ -236,43 +236,7 @@ impl Service {
     /// The service of a manifest in its JSON form (`app manifest`).
     pub fn from_manifest_json(value: serde_json::Value) -> Result<Self, DeployError> {
         let doc: ManifestDoc = serde_json::from_value(value).map_err(DeployError::Manifest)?;
-        let mut functions = Vec::new();
-        for route in &doc.routes {
-            let reserved = match route.kind.as_str() {
-                "connect" => Some(Reserved::Connect),
-                "disconnect" => Some(Reserved::Disconnect),
-                "default" => Some(Reserved::Default),
-                _ => None,
-            };
-            let mut sends_to: Vec<String> = route.options.forward.iter().cloned().collect();
-            for q in &route.options.queues {
-                if !sends_to.contains(q) {
-                    sends_to.push(q.clone());
-                }
-            }
-            functions.push(Function {
-                role: format!("ws:{}", route.key),
-                slug: match reserved {
-                    Some(Reserved::Connect) => "ws-connect".to_owned(),
-                    Some(Reserved::Disconnect) => "ws-disconnect".to_owned(),
-                    Some(Reserved::Default) => "ws-default".to_owned(),
-                    None => format!("route-{}", slug(&route.key)),
-                },
-                kind: FunctionKind::Route {
-                    key: route.key.clone(),
-                    reserved,
-                },
-                memory_mb: route.options.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
-                timeout_secs: route.options.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS),
-                capabilities: route.capabilities.clone(),
-                sends_to,
-                returns_value: route.returns_value,
-                api_key: route.options.api_key,
-                throttle: (route.options.throttle_rate.is_some()
-                    || route.options.throttle_burst.is_some())
-                .then_some((route.options.throttle_rate, route.options.throttle_burst)),
-            });
-        }
+        let mut functions: Vec<Function> = doc.routes.iter().map(route_function).collect();
         functions.push(plain(
             "ws:authorizer",
             "authorizer",
@@ -283,103 +247,27 @@ impl Service {
             "pre-signup",
             FunctionKind::PreSignup,
         ));
-
         let mut queues: BTreeMap<String, Queue> = BTreeMap::new();
         for q in &doc.queues {
+            let consumer = q.consumer.as_ref().map(|c| consumer_function(&q.name, c));
             queues.insert(
                 q.name.clone(),
                 Queue {
                     name: q.name.clone(),
                     producers: q.producers.iter().map(|k| format!("ws:{k}")).collect(),
-                    consumer: None,
+                    consumer: consumer.as_ref().map(|f| f.role.clone()),
                 },
             );
-            if let Some(c) = &q.consumer {
-                let role = format!("queue:{}", q.name);
-                functions.push(Function {
-                    role: role.clone(),
-                    slug: format!("queue-{}", slug(&q.name)),
-                    kind: FunctionKind::Consumer {
-                        queue: q.name.clone(),
-                        batch_size: c
-                            .batch_size
-                            .or(c.options.batch_size)
-                            .unwrap_or(DEFAULT_BATCH_SIZE),
-                    },
-                    memory_mb: c
-                        .memory_mb
-                        .or(c.options.memory_mb)
-                        .unwrap_or(DEFAULT_MEMORY_MB),
-                    timeout_secs: c
-                        .timeout_secs
-                        .or(c.options.timeout_secs)
-                        .unwrap_or(DEFAULT_TIMEOUT_SECS),
-                    capabilities: c.capabilities.clone(),
-                    sends_to: Vec::new(),
-                    returns_value: false,
-                    api_key: false,
-                    throttle: None,
-                });
-                if let Some(queue) = queues.get_mut(&q.name) {
-                    queue.consumer = Some(role);
-                }
-            }
+            functions.extend(consumer);
         }
         let http = match &doc.http {
             None | Some(serde_json::Value::Null) => false,
             Some(v) => {
-                let h: HttpDoc = serde_json::from_value(v.clone()).unwrap_or_default();
-                let mut f = plain("http", "http", FunctionKind::Http);
-                f.memory_mb = h
-                    .memory_mb
-                    .or(h.options.memory_mb)
-                    .unwrap_or(DEFAULT_MEMORY_MB);
-                f.timeout_secs = h
-                    .timeout_secs
-                    .or(h.options.timeout_secs)
-                    .unwrap_or(DEFAULT_TIMEOUT_SECS);
-                // Without declared capabilities, the HTTP function gets the store and
-                // the connections (it may push to sockets).
-                f.capabilities = h.capabilities.unwrap_or(Capabilities {
-                    connections: true,
-                    store: true,
-                });
-                f.sends_to = h.options.send_queues();
-                functions.push(f);
+                functions.push(http_function(v));
                 true
             }
         };
-        // Every function that may send to a queue is one of its producers.
-        for f in &functions {
-            for q in &f.sends_to {
-                let queue = queues.entry(q.clone()).or_insert_with(|| Queue {
-                    name: q.clone(),
-                    producers: Vec::new(),
-                    consumer: None,
-                });
-                if !queue.producers.contains(&f.role) {
-                    queue.producers.push(f.role.clone());
-                }
-            }
-        }
-        for q in queues.values() {
-            for p in &q.producers {
-                if !functions.iter().any(|f| &f.role == p) {
-                    return Err(DeployError::UnknownProducer {
-                        queue: q.name.clone(),
-                        producer: p.clone(),
-                    });
-                }
-            }
-        }
-        // Producers named only by the queue get the send permission too.
-        for q in queues.values() {
-            for f in functions.iter_mut() {
-                if q.producers.contains(&f.role) && !f.sends_to.contains(&q.name) {
-                    f.sends_to.push(q.name.clone());
-                }
-            }
-        }
+        link_producers(&mut functions, &mut queues)?;
         Ok(Self {
             app: doc.app,
             route_selection_expression: doc.route_selection_expression,
@@ -412,6 +300,132 @@ impl OptionsDoc {
         }
         out
     }
+}
+
+/// The function of one route (`$connect`, `$disconnect`, `$default` or a custom key).
+fn route_function(route: &RouteDoc) -> Function {
+    let reserved = match route.kind.as_str() {
+        "connect" => Some(Reserved::Connect),
+        "disconnect" => Some(Reserved::Disconnect),
+        "default" => Some(Reserved::Default),
+        _ => None,
+    };
+    let mut sends_to: Vec<String> = route.options.forward.iter().cloned().collect();
+    for q in &route.options.queues {
+        if !sends_to.contains(q) {
+            sends_to.push(q.clone());
+        }
+    }
+    Function {
+        role: format!("ws:{}", route.key),
+        slug: match reserved {
+            Some(Reserved::Connect) => "ws-connect".to_owned(),
+            Some(Reserved::Disconnect) => "ws-disconnect".to_owned(),
+            Some(Reserved::Default) => "ws-default".to_owned(),
+            None => format!("route-{}", slug(&route.key)),
+        },
+        kind: FunctionKind::Route {
+            key: route.key.clone(),
+            reserved,
+        },
+        memory_mb: route.options.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
+        timeout_secs: route.options.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS),
+        capabilities: route.capabilities.clone(),
+        sends_to,
+        returns_value: route.returns_value,
+        api_key: route.options.api_key,
+        throttle: (route.options.throttle_rate.is_some() || route.options.throttle_burst.is_some())
+            .then_some((route.options.throttle_rate, route.options.throttle_burst)),
+    }
+}
+
+/// The consumer function of the queue `queue`.
+fn consumer_function(queue: &str, c: &ConsumerDoc) -> Function {
+    Function {
+        role: format!("queue:{queue}"),
+        slug: format!("queue-{}", slug(queue)),
+        kind: FunctionKind::Consumer {
+            queue: queue.to_owned(),
+            batch_size: c
+                .batch_size
+                .or(c.options.batch_size)
+                .unwrap_or(DEFAULT_BATCH_SIZE),
+        },
+        memory_mb: c
+            .memory_mb
+            .or(c.options.memory_mb)
+            .unwrap_or(DEFAULT_MEMORY_MB),
+        timeout_secs: c
+            .timeout_secs
+            .or(c.options.timeout_secs)
+            .unwrap_or(DEFAULT_TIMEOUT_SECS),
+        capabilities: c.capabilities.clone(),
+        sends_to: Vec::new(),
+        returns_value: false,
+        api_key: false,
+        throttle: None,
+    }
+}
+
+/// The HTTP API's function, from the manifest's `http` section.
+fn http_function(v: &serde_json::Value) -> Function {
+    let h: HttpDoc = serde_json::from_value(v.clone()).unwrap_or_default();
+    let mut f = plain("http", "http", FunctionKind::Http);
+    f.memory_mb = h
+        .memory_mb
+        .or(h.options.memory_mb)
+        .unwrap_or(DEFAULT_MEMORY_MB);
+    f.timeout_secs = h
+        .timeout_secs
+        .or(h.options.timeout_secs)
+        .unwrap_or(DEFAULT_TIMEOUT_SECS);
+    // Without declared capabilities, the HTTP function gets the store and the connections
+    // (it may push to sockets).
+    f.capabilities = h.capabilities.unwrap_or(Capabilities {
+        connections: true,
+        store: true,
+    });
+    f.sends_to = h.options.send_queues();
+    f
+}
+
+/// Every function that may send to a queue becomes one of its producers, and producers
+/// named only by the queue get the send permission too. A producer that is no function
+/// is an error.
+fn link_producers(
+    functions: &mut [Function],
+    queues: &mut BTreeMap<String, Queue>,
+) -> Result<(), DeployError> {
+    for f in functions.iter() {
+        for q in &f.sends_to {
+            let queue = queues.entry(q.clone()).or_insert_with(|| Queue {
+                name: q.clone(),
+                producers: Vec::new(),
+                consumer: None,
+            });
+            if !queue.producers.contains(&f.role) {
+                queue.producers.push(f.role.clone());
+            }
+        }
+    }
+    for q in queues.values() {
+        for p in &q.producers {
+            if !functions.iter().any(|f| &f.role == p) {
+                return Err(DeployError::UnknownProducer {
+                    queue: q.name.clone(),
+                    producer: p.clone(),
+                });
+            }
+        }
+    }
+    for q in queues.values() {
+        for f in functions.iter_mut() {
+            if q.producers.contains(&f.role) && !f.sends_to.contains(&q.name) {
+                f.sends_to.push(q.name.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn plain(role: &str, slug: &str, kind: FunctionKind) -> Function {

@@ -272,239 +272,306 @@ pub(crate) fn parse_args(kind: Kind, tokens: TokenStream) -> syn::Result<RouteAr
 
 /// Validates parsed arguments, collecting every error.
 fn validate(kind: Kind, args: Punctuated<RawArg, Token![,]>) -> syn::Result<RouteArgs> {
-    let attr = kind.attr_name();
-    let mut errors = Errors::default();
-    let mut key: Option<LitStr> = None;
-    let mut key_seen = false;
-    let mut values: [Option<u32>; OPTIONS.len()] = [None; OPTIONS.len()];
-    let mut seen: [bool; OPTIONS.len()] = [false; OPTIONS.len()];
-    let mut forward: Option<LitStr> = None;
-    let mut queues: Option<Vec<LitStr>> = None;
-    let mut emits: Option<Vec<syn::Type>> = None;
-    let mut api_key: Option<bool> = None;
-
+    let mut state = Validation::new(kind);
     for (index, arg) in args.into_iter().enumerate() {
         match arg {
-            RawArg::Lit(lit) => {
-                if let Some(reserved) = kind.reserved_key() {
-                    errors.spanned(
-                        &lit,
-                        format!(
-                            "`#[{attr}]` takes no route key: it always handles `{reserved}`; remove this literal"
-                        ),
-                    );
-                } else if key_seen || index != 0 {
-                    errors.spanned(
-                        &lit,
-                        format!(
-                            "unexpected literal: `#[{attr}]` takes one route key, first, then options, e.g. `#[{attr}(\"sendMessage\", memory = 512)]`"
-                        ),
-                    );
-                    key_seen = true;
-                } else {
-                    key_seen = true;
-                    match lit {
-                        Lit::Str(lit) => {
-                            let checked = match kind {
-                                Kind::Consumer => check_queue(&lit.value()),
-                                _ => check_key(&lit.value()),
-                            };
-                            match checked {
-                                Ok(()) => key = Some(lit),
-                                Err(message) => errors.spanned(&lit, message),
-                            }
-                        }
-                        other if kind == Kind::Consumer => errors.spanned(
-                            &other,
-                            format!(
-                                "the queue name must be a string literal, e.g. `#[{attr}(\"orders\")]`"
-                            ),
-                        ),
-                        other => errors.spanned(
-                            &other,
-                            format!(
-                                "the route key must be a string literal, e.g. `#[{attr}(\"sendMessage\")]`"
-                            ),
-                        ),
-                    }
-                }
-            }
-            RawArg::Option { name, value } => {
-                let name_str = name.unraw().to_string();
-                if name_str == "emits" {
-                    if emits.is_some() {
-                        errors.spanned(
-                            &name,
-                            "duplicate option `emits`: it is already set earlier in this attribute",
-                        );
-                        continue;
-                    }
-                    match value {
-                        Some(value) => match type_list(&value) {
-                            Ok(list) => emits = Some(list),
-                            Err(e) => {
-                                errors.push(e);
-                                emits = Some(Vec::new());
-                            }
-                        },
-                        None => errors.spanned(
-                            &name,
-                            "option `emits` needs a list of message types, e.g. `emits = [Chat, Presence]`",
-                        ),
-                    }
-                    continue;
-                }
-                if kind != Kind::Consumer && name_str == "api_key" {
-                    if api_key.is_some() {
-                        errors.spanned(
-                            &name,
-                            "duplicate option `api_key`: it is already set earlier in this attribute",
-                        );
-                        continue;
-                    }
-                    api_key = Some(false);
-                    match value.as_ref().map(bool_value) {
-                        Some(Ok(b)) => api_key = Some(b),
-                        Some(Err(e)) => errors.push(e),
-                        None => errors.spanned(
-                            &name,
-                            "option `api_key` needs a value: `api_key = true` (API Gateway then checks the `x-api-key` header on `$connect`)",
-                        ),
-                    }
-                    continue;
-                }
-                if kind != Kind::Consumer && (name_str == "forward" || name_str == "queues") {
-                    let slot_taken = if name_str == "forward" {
-                        forward.is_some()
-                    } else {
-                        queues.is_some()
-                    };
-                    if slot_taken {
-                        errors.spanned(
-                            &name,
-                            format!("duplicate option `{name_str}`: it is already set earlier in this attribute"),
-                        );
-                        continue;
-                    }
-                    match (name_str.as_str(), value) {
-                        ("forward", Some(value)) => match queue_literal(&value) {
-                            Ok(lit) => forward = Some(lit),
-                            Err(e) => {
-                                errors.push(e);
-                                forward = Some(LitStr::new("", Span::call_site()));
-                            }
-                        },
-                        (_, Some(value)) => match queue_list(&value) {
-                            Ok(list) => queues = Some(list),
-                            Err(e) => {
-                                errors.push(e);
-                                queues = Some(Vec::new());
-                            }
-                        },
-                        (_, None) => errors.spanned(
-                            &name,
-                            if name_str == "forward" {
-                                "option `forward` needs a queue name, e.g. `forward = \"orders\"`"
-                            } else {
-                                "option `queues` needs a list of queue names, e.g. `queues = [\"orders\"]`"
-                            },
-                        ),
-                    }
-                    continue;
-                }
-                // `batch_size` is for consumers only, `throttle_*` for routes only.
-                let slot = OPTIONS
-                    .iter()
-                    .position(|o| o.name == name_str)
-                    .filter(|&i| applies(OPTIONS[i].name, kind));
-                let Some(slot) = slot else {
-                    errors.spanned(
-                        &name,
-                        format!("unknown option `{name_str}`: {}", known_options(kind)),
-                    );
-                    continue;
-                };
-                let spec = &OPTIONS[slot];
-                if seen[slot] {
-                    errors.spanned(
-                        &name,
-                        format!("duplicate option `{name_str}`: it is already set earlier in this attribute"),
-                    );
-                    continue;
-                }
-                seen[slot] = true;
-                let Some(value) = value else {
-                    errors.spanned(
-                        &name,
-                        format!(
-                            "option `{}` needs a value, e.g. `{} = {}`",
-                            spec.name, spec.name, spec.example
-                        ),
-                    );
-                    continue;
-                };
-                match option_value(spec, &value) {
-                    Ok(v) => values[slot] = Some(v),
-                    Err(error) => errors.push(error),
-                }
-            }
+            RawArg::Lit(lit) => state.literal(index, lit),
+            RawArg::Option { name, value } => state.option(&name, value),
+        }
+    }
+    state.finish()
+}
+
+/// What [`validate`] has read so far, and the errors it found.
+struct Validation {
+    /// The attribute being validated.
+    kind: Kind,
+    /// Every problem found so far.
+    errors: Errors,
+    /// The route key (or queue name), once valid.
+    key: Option<LitStr>,
+    /// Whether a key literal was seen (valid or not).
+    key_seen: bool,
+    /// The integer options' values, indexed like [`OPTIONS`].
+    values: [Option<u32>; OPTIONS.len()],
+    /// Which integer options were given, indexed like [`OPTIONS`].
+    seen: [bool; OPTIONS.len()],
+    /// `forward = "queue"`.
+    forward: Option<LitStr>,
+    /// `queues = [...]`.
+    queues: Option<Vec<LitStr>>,
+    /// `emits = [...]`.
+    emits: Option<Vec<syn::Type>>,
+    /// `api_key = bool`.
+    api_key: Option<bool>,
+}
+
+impl Validation {
+    /// Nothing read yet.
+    fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            errors: Errors::default(),
+            key: None,
+            key_seen: false,
+            values: [None; OPTIONS.len()],
+            seen: [false; OPTIONS.len()],
+            forward: None,
+            queues: None,
+            emits: None,
+            api_key: None,
         }
     }
 
-    let key = match kind.reserved_key() {
-        Some(reserved) => Some(LitStr::new(reserved, Span::call_site())),
-        None => {
-            if !key_seen {
-                errors.at(
-                    Span::call_site(),
-                    if kind == Kind::Consumer {
-                        format!(
-                            "`#[{attr}]` needs a queue name as its first argument, e.g. `#[{attr}(\"orders\")]`"
-                        )
-                    } else {
-                        format!(
-                            "`#[{attr}]` needs a route key as its first argument, e.g. `#[{attr}(\"sendMessage\")]`"
-                        )
-                    },
-                );
-            }
-            key
-        }
-    };
-    let [
-        memory_mb,
-        timeout_secs,
-        batch_size,
-        throttle_rate,
-        throttle_burst,
-    ] = values;
-    if let (Some(rate), Some(burst)) = (throttle_rate, throttle_burst)
-        && burst < rate.div_ceil(10)
-    {
-        errors.at(
-            Span::call_site(),
-            format!(
-                "`throttle_burst = {burst}` is too small for `throttle_rate = {rate}`: API Gateway refuses most of a steady {rate} requests/s with a burst under a tenth of it; use at least {}",
-                rate.div_ceil(10)
-            ),
+    /// Reports `name` given twice.
+    fn duplicate(&mut self, name: &Ident, name_str: &str) {
+        self.errors.spanned(
+            name,
+            format!("duplicate option `{name_str}`: it is already set earlier in this attribute"),
         );
     }
-    errors.finish(())?;
-    match key {
-        Some(key) => Ok(RouteArgs {
-            key,
+
+    /// A literal argument: the route key (or queue name) when first, a mistake otherwise.
+    fn literal(&mut self, index: usize, lit: Lit) {
+        let attr = self.kind.attr_name();
+        if let Some(reserved) = self.kind.reserved_key() {
+            self.errors.spanned(
+                &lit,
+                format!(
+                    "`#[{attr}]` takes no route key: it always handles `{reserved}`; remove this literal"
+                ),
+            );
+        } else if self.key_seen || index != 0 {
+            self.errors.spanned(
+                &lit,
+                format!(
+                    "unexpected literal: `#[{attr}]` takes one route key, first, then options, e.g. `#[{attr}(\"sendMessage\", memory = 512)]`"
+                ),
+            );
+            self.key_seen = true;
+        } else {
+            self.key_seen = true;
+            self.key_literal(lit);
+        }
+    }
+
+    /// The first literal: checked as a route key or a queue name.
+    fn key_literal(&mut self, lit: Lit) {
+        let attr = self.kind.attr_name();
+        match lit {
+            Lit::Str(lit) => {
+                let checked = match self.kind {
+                    Kind::Consumer => check_queue(&lit.value()),
+                    _ => check_key(&lit.value()),
+                };
+                match checked {
+                    Ok(()) => self.key = Some(lit),
+                    Err(message) => self.errors.spanned(&lit, message),
+                }
+            }
+            other if self.kind == Kind::Consumer => self.errors.spanned(
+                &other,
+                format!("the queue name must be a string literal, e.g. `#[{attr}(\"orders\")]`"),
+            ),
+            other => self.errors.spanned(
+                &other,
+                format!(
+                    "the route key must be a string literal, e.g. `#[{attr}(\"sendMessage\")]`"
+                ),
+            ),
+        }
+    }
+
+    /// `name = value` (or a bare `name`).
+    fn option(&mut self, name: &Ident, value: Option<Expr>) {
+        let name_str = name.unraw().to_string();
+        let route_like = self.kind != Kind::Consumer;
+        match name_str.as_str() {
+            "emits" => self.emits(name, value),
+            "api_key" if route_like => self.api_key(name, value),
+            "forward" | "queues" if route_like => self.queue_option(name, &name_str, value),
+            _ => self.integer_option(name, &name_str, value),
+        }
+    }
+
+    /// `emits = [Type, ...]`.
+    fn emits(&mut self, name: &Ident, value: Option<Expr>) {
+        if self.emits.is_some() {
+            self.duplicate(name, "emits");
+            return;
+        }
+        match value {
+            Some(value) => match type_list(&value) {
+                Ok(list) => self.emits = Some(list),
+                Err(e) => {
+                    self.errors.push(e);
+                    self.emits = Some(Vec::new());
+                }
+            },
+            None => self.errors.spanned(
+                name,
+                "option `emits` needs a list of message types, e.g. `emits = [Chat, Presence]`",
+            ),
+        }
+    }
+
+    /// `api_key = true|false`.
+    fn api_key(&mut self, name: &Ident, value: Option<Expr>) {
+        if self.api_key.is_some() {
+            self.duplicate(name, "api_key");
+            return;
+        }
+        self.api_key = Some(false);
+        match value.as_ref().map(bool_value) {
+            Some(Ok(b)) => self.api_key = Some(b),
+            Some(Err(e)) => self.errors.push(e),
+            None => self.errors.spanned(
+                name,
+                "option `api_key` needs a value: `api_key = true` (API Gateway then checks the `x-api-key` header on `$connect`)",
+            ),
+        }
+    }
+
+    /// `forward = "queue"` or `queues = ["queue", ...]`.
+    fn queue_option(&mut self, name: &Ident, name_str: &str, value: Option<Expr>) {
+        let forward = name_str == "forward";
+        let slot_taken = if forward {
+            self.forward.is_some()
+        } else {
+            self.queues.is_some()
+        };
+        if slot_taken {
+            self.duplicate(name, name_str);
+            return;
+        }
+        match (forward, value) {
+            (true, Some(value)) => match queue_literal(&value) {
+                Ok(lit) => self.forward = Some(lit),
+                Err(e) => {
+                    self.errors.push(e);
+                    self.forward = Some(LitStr::new("", Span::call_site()));
+                }
+            },
+            (false, Some(value)) => match queue_list(&value) {
+                Ok(list) => self.queues = Some(list),
+                Err(e) => {
+                    self.errors.push(e);
+                    self.queues = Some(Vec::new());
+                }
+            },
+            (true, None) => self.errors.spanned(
+                name,
+                "option `forward` needs a queue name, e.g. `forward = \"orders\"`",
+            ),
+            (false, None) => self.errors.spanned(
+                name,
+                "option `queues` needs a list of queue names, e.g. `queues = [\"orders\"]`",
+            ),
+        }
+    }
+
+    /// One of the integer [`OPTIONS`] (or an unknown option).
+    fn integer_option(&mut self, name: &Ident, name_str: &str, value: Option<Expr>) {
+        // `batch_size` is for consumers only, `throttle_*` for routes only.
+        let slot = OPTIONS
+            .iter()
+            .position(|o| o.name == name_str)
+            .filter(|&i| applies(OPTIONS[i].name, self.kind));
+        let Some(slot) = slot else {
+            self.errors.spanned(
+                name,
+                format!("unknown option `{name_str}`: {}", known_options(self.kind)),
+            );
+            return;
+        };
+        let spec = &OPTIONS[slot];
+        if self.seen[slot] {
+            self.duplicate(name, name_str);
+            return;
+        }
+        self.seen[slot] = true;
+        let Some(value) = value else {
+            self.errors.spanned(
+                name,
+                format!(
+                    "option `{}` needs a value, e.g. `{} = {}`",
+                    spec.name, spec.name, spec.example
+                ),
+            );
+            return;
+        };
+        match option_value(spec, &value) {
+            Ok(v) => self.values[slot] = Some(v),
+            Err(error) => self.errors.push(error),
+        }
+    }
+
+    /// The key: the reserved one, or the literal read (an error when none was given).
+    fn final_key(&mut self) -> Option<LitStr> {
+        let attr = self.kind.attr_name();
+        if let Some(reserved) = self.kind.reserved_key() {
+            return Some(LitStr::new(reserved, Span::call_site()));
+        }
+        if !self.key_seen {
+            self.errors.at(
+                Span::call_site(),
+                if self.kind == Kind::Consumer {
+                    format!(
+                        "`#[{attr}]` needs a queue name as its first argument, e.g. `#[{attr}(\"orders\")]`"
+                    )
+                } else {
+                    format!(
+                        "`#[{attr}]` needs a route key as its first argument, e.g. `#[{attr}(\"sendMessage\")]`"
+                    )
+                },
+            );
+        }
+        self.key.take()
+    }
+
+    /// A burst under a tenth of the rate: API Gateway refuses most of the steady rate.
+    fn check_throttle(&mut self, rate: Option<u32>, burst: Option<u32>) {
+        if let (Some(rate), Some(burst)) = (rate, burst)
+            && burst < rate.div_ceil(10)
+        {
+            self.errors.at(
+                Span::call_site(),
+                format!(
+                    "`throttle_burst = {burst}` is too small for `throttle_rate = {rate}`: API Gateway refuses most of a steady {rate} requests/s with a burst under a tenth of it; use at least {}",
+                    rate.div_ceil(10)
+                ),
+            );
+        }
+    }
+
+    /// The validated arguments, or every error found.
+    fn finish(mut self) -> syn::Result<RouteArgs> {
+        let key = self.final_key();
+        let [
             memory_mb,
             timeout_secs,
             batch_size,
-            forward,
-            queues: queues.unwrap_or_default(),
-            emits: emits.unwrap_or_default(),
-            api_key: api_key.unwrap_or(false),
             throttle_rate,
             throttle_burst,
-        }),
-        // Unreachable: a missing or invalid key always pushed an error above.
-        None => Err(syn::Error::new(Span::call_site(), "missing route key")),
+        ] = self.values;
+        self.check_throttle(throttle_rate, throttle_burst);
+        self.errors.finish(())?;
+        match key {
+            Some(key) => Ok(RouteArgs {
+                key,
+                memory_mb,
+                timeout_secs,
+                batch_size,
+                forward: self.forward,
+                queues: self.queues.unwrap_or_default(),
+                emits: self.emits.unwrap_or_default(),
+                api_key: self.api_key.unwrap_or(false),
+                throttle_rate,
+                throttle_burst,
+            }),
+            // Unreachable: a missing or invalid key always pushed an error above.
+            None => Err(syn::Error::new(Span::call_site(), "missing route key")),
+        }
     }
 }
 
