@@ -200,6 +200,9 @@ async fn off_loopback_peers_need_the_admin_secret() {
             n.get(port, "/local/manifest", None),
             n.get(port, "/local/queues", None),
             n.get(port, "/local/stats", None),
+            n.get(port, "/local/", None),
+            n.get(port, "/local/api/overview", None),
+            n.get(port, "/local/stream", None),
             n.get(port, "/local/.well-known/jwks.json", None),
             n.get(port, "/ws/@connections/YWJj%3D", None),
         ];
@@ -213,9 +216,10 @@ async fn off_loopback_peers_need_the_admin_secret() {
     assert_eq!(
         statuses,
         [
-            "200", "403", "403", "403", "403", "403", "403", "200", "403"
+            "200", "403", "403", "403", "403", "403", "403", "403", "403", "403", "200", "403"
         ],
-        "from the namespace: / , connections, connections+bearer, token, manifest, queues, stats, jwks, unsigned @connections"
+        "from the namespace: / , connections, connections+bearer, token, manifest, queues, stats, \
+         the console (page, API, live stream), jwks, unsigned @connections"
     );
     assert_eq!(local, ["200", "200"], "from loopback");
     closed.shutdown().await;
@@ -230,11 +234,17 @@ async fn off_loopback_peers_need_the_admin_secret() {
             n.get(port, "/local/connections", Some("wrong-secret")),
             n.get(port, "/local/connections", Some(SECRET)),
             n.get(port, "/local/manifest", Some(SECRET)),
+            n.get(port, "/local/", None),
+            n.get(port, "/local/api/overview", Some(SECRET)),
         ];
         (from_ns, loopback_get(port, "/local/connections"))
     })
     .await;
-    assert_eq!(statuses, ["403", "403", "200", "200"]);
+    assert_eq!(
+        statuses,
+        ["403", "403", "200", "200", "403", "200"],
+        "connections, +wrong bearer, +bearer, manifest+bearer, console page, console API+bearer"
+    );
     assert_eq!(local, "200");
     open.shutdown().await;
 }
