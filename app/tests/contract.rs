@@ -375,7 +375,7 @@ fn node_runs_the_clients_ordering_resume_and_request_tests() {
     let out = text(&output);
     assert!(output.status.success(), "node --test failed:\n{out}");
     // The runner's own count: every test ran and passed (none skipped or missing).
-    assert!(out.contains("# pass 10"), "{out}");
+    assert!(out.contains("# pass 11"), "{out}");
     assert!(out.contains("# fail 0"), "{out}");
 }
 

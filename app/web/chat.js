@@ -7,7 +7,8 @@
 // resumes them by itself, so lines sent while this tab was away arrive, once each and in
 // order, through the same `message` handler; when they cannot be recovered (`reset`) the
 // room shows a notice and its members are reloaded. Joins use `request(..)`, so the
-// answer (or error) comes back to the call that asked.
+// answer (or error) comes back to the call that asked; after a reconnect the page rejoins
+// first (so the others see it back) and the client resumes when that is done.
 import { RequestError, SwitchboardClient } from './switchboard-client.js';
 const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const MAX_TEXT = 2000;
@@ -206,6 +207,9 @@ function startClient(name) {
         protocols: async () => ['switchboard', await idToken(name)],
         heartbeatMs: HEARTBEAT_MS,
         reconnect: { minMs: 1000, maxMs: 30000 },
+        // Rejoin before the client resumes: `join` announces us to the room only when it
+        // makes us a member, and `resume` would already have (silently).
+        beforeResume: () => Promise.all([...state.rooms.keys()].map((room) => requestJoin(room))),
     });
     state.client = client;
     const mine = () => state.client === client;
@@ -227,12 +231,11 @@ function startClient(name) {
         state.neverOpened = 0;
         setStatus('connected', 'connected');
         client.send('whoami');
-        // The client has already sent `resume` for the rooms it follows (membership and the
-        // lines missed); `join` again tells the others we are back and gets the members.
-        for (const [room, r] of state.rooms) {
+        // Rejoined in `beforeResume` (which tells the others we are back and gets the
+        // members); then the client resumes the rooms (the lines missed).
+        for (const r of state.rooms.values()) {
             r.joined = false;
             r.members.clear();
-            void requestJoin(room);
         }
         startDirectoryRefresh();
         void refreshMe();

@@ -2,7 +2,7 @@
 // registry (the same schemas as its AsyncAPI document): do not edit by hand.
 /* eslint-disable */
 /** Every route key, at run time. */
-export const ROUTES = ["broadcast", "echo", "join", "leave", "members", "ping", "placeOrder", "sendMessage", "whoami", "resume"];
+export const ROUTES = ["broadcast", "echo", "join", "leave", "members", "ping", "placeOrder", "resume", "sendMessage", "whoami"];
 /**
  * Why a `request(..)` failed: `code` is the error frame's (`frame` is the frame), or
  * `timeout` (no answer in time), `closed` (the socket closed first) or `not_connected`.
@@ -274,8 +274,11 @@ export class SwitchboardClient {
             this.attempt = 0;
             this.currentState = 'open';
             this.startHeartbeat();
-            this.resume(this.order.positions());
+            if (!this.options.beforeResume)
+                this.resume(this.order.positions());
             this.emit('open', { attempt });
+            if (this.options.beforeResume)
+                void this.resumeAfter(ws, this.options.beforeResume);
         };
         ws.onmessage = (ev) => {
             if (this.ws === ws && typeof ev.data === 'string')
@@ -292,6 +295,24 @@ export class SwitchboardClient {
             this.emit('close', { code: ev.code, reason: ev.reason, opened, willReconnect });
             this.scheduleReconnect();
         };
+    }
+    /** Sends `resume` once `before` settles (at most `requestTimeoutMs`), if `ws` is still the socket. */
+    async resumeAfter(ws, before) {
+        let timer;
+        const limit = new Promise((resolve) => {
+            timer = setTimeout(resolve, this.options.requestTimeoutMs ?? 10000);
+        });
+        try {
+            await Promise.race([Promise.resolve().then(before), limit]);
+        }
+        catch {
+            // resume anyway: the frames are still wanted
+        }
+        finally {
+            clearTimeout(timer);
+        }
+        if (this.ws === ws)
+            this.resume(this.order.positions());
     }
     /** Asks the server for the frames after each position (and membership again). */
     resume(positions) {

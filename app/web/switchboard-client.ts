@@ -4,7 +4,10 @@
 
 // ---- message types --------------------------------------------------------
 
-/** A chat line, as every member of the room receives it. */
+/**
+ * A chat line, as every member of the room receives it (the room keeps history, so
+ * the delivered frame also carries `seq` and `epoch`).
+ */
 export interface Chat {
   /** Always `"message"`. */
   action: "message";
@@ -239,7 +242,7 @@ export interface RoutePayloads {
   broadcast: Data;
   /** Benchmark contract: replies `{"action":"echo","data":S}` to the sender. */
   echo: Data;
-  /** Joins a room; its members (the caller included) get a `presence` frame. */
+  /** Joins a room (if the app's room guard, [`check_room`], lets it: the built-in `resume` asks the same); its members (the caller included) get a `presence` frame. */
   join: RoomRequest;
   /** Leaves a room; the remaining members get a `presence` frame. */
   leave: RoomRequest;
@@ -249,12 +252,12 @@ export interface RoutePayloads {
   ping: Record<string, never>;
   /** Checks an order and puts it on the `orders` queue (the runtime forwards the frame once this returns `Ok`; the reply means "queued"). */
   placeOrder: PlaceOrder;
+  /** Built-in: after a reconnect, rejoins rooms and replays the frames missed since `since` (with `seq` and `epoch`), then answers `resumed`. */
+  resume: ResumeRequest;
   /** Relays a chat line to everyone in a room (the sender included). */
   sendMessage: SendMessage;
   /** Tells the caller who they are: connection id, identity and rooms. */
   whoami: Record<string, never>;
-  /** Built-in: after a reconnect, rejoins rooms and replays the frames missed since `since` (with `seq` and `epoch`), then answers `resumed`. */
-  resume: ResumeRequest;
 }
 
 /** What each route answers (its route response, with the request `id` if the frame had one); `undefined`: nothing. */
@@ -266,9 +269,9 @@ export interface RouteReplies {
   members: Members & Correlated;
   ping: Pong & Correlated;
   placeOrder: OrderAccepted & Correlated;
+  resume: Resumed & Correlated;
   sendMessage: undefined;
   whoami: WhoAmI & Correlated;
-  resume: Resumed & Correlated;
 }
 
 /**
@@ -296,7 +299,7 @@ export type Action = keyof ServerMessages;
 export type ServerFrame = ServerMessages[Action] | (ErrorFrame & Correlated);
 
 /** Every route key, at run time. */
-export const ROUTES: readonly Route[] = ["broadcast", "echo", "join", "leave", "members", "ping", "placeOrder", "sendMessage", "whoami", "resume"];
+export const ROUTES: readonly Route[] = ["broadcast", "echo", "join", "leave", "members", "ping", "placeOrder", "resume", "sendMessage", "whoami"];
 
 // ---- the client -------------------------------------------------------------
 
@@ -366,6 +369,13 @@ export interface ClientOptions {
   gapMs?: number;
   /** `request(..)`'s timeout when the call names none (default 10000 ms). */
   requestTimeoutMs?: number;
+  /**
+   * Runs each time the socket opens, after the `open` hook; the client sends `resume`
+   * when it settles (or after `requestTimeoutMs`). Rejoin rooms here when your `join`
+   * announces the caller: `resume` makes it a member again silently, and a `join` after
+   * it finds the caller already in.
+   */
+  beforeResume?: () => unknown;
 }
 
 /** `request(..)`'s options. */
@@ -695,8 +705,9 @@ export class SwitchboardClient {
       this.attempt = 0;
       this.currentState = 'open';
       this.startHeartbeat();
-      this.resume(this.order.positions());
+      if (!this.options.beforeResume) this.resume(this.order.positions());
       this.emit('open', { attempt });
+      if (this.options.beforeResume) void this.resumeAfter(ws, this.options.beforeResume);
     };
     ws.onmessage = (ev: MessageEvent) => {
       if (this.ws === ws && typeof ev.data === 'string') this.dispatch(ev.data);
@@ -711,6 +722,22 @@ export class SwitchboardClient {
       this.emit('close', { code: ev.code, reason: ev.reason, opened, willReconnect });
       this.scheduleReconnect();
     };
+  }
+
+  /** Sends `resume` once `before` settles (at most `requestTimeoutMs`), if `ws` is still the socket. */
+  private async resumeAfter(ws: WebSocket, before: () => unknown): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const limit = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.options.requestTimeoutMs ?? 10000);
+    });
+    try {
+      await Promise.race([Promise.resolve().then(before), limit]);
+    } catch {
+      // resume anyway: the frames are still wanted
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.ws === ws) this.resume(this.order.positions());
   }
 
   /** Asks the server for the frames after each position (and membership again). */

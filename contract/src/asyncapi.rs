@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn the_document_has_resume_request_ids_and_room_stamps() {
-        let doc = document(&switchboard_core::contract::sample::sample());
+        let doc = document(&crate::protocol::sample_with_history());
         // `resume`: received, answered by `resumed` or an error frame.
         let resume = &doc["operations"]["resume"];
         assert_eq!(resume["action"], "receive");

@@ -66,6 +66,13 @@ export interface ClientOptions {
   gapMs?: number;
   /** `request(..)`'s timeout when the call names none (default 10000 ms). */
   requestTimeoutMs?: number;
+  /**
+   * Runs each time the socket opens, after the `open` hook; the client sends `resume`
+   * when it settles (or after `requestTimeoutMs`). Rejoin rooms here when your `join`
+   * announces the caller: `resume` makes it a member again silently, and a `join` after
+   * it finds the caller already in.
+   */
+  beforeResume?: () => unknown;
 }
 
 /** `request(..)`'s options. */
@@ -395,8 +402,9 @@ export class SwitchboardClient {
       this.attempt = 0;
       this.currentState = 'open';
       this.startHeartbeat();
-      this.resume(this.order.positions());
+      if (!this.options.beforeResume) this.resume(this.order.positions());
       this.emit('open', { attempt });
+      if (this.options.beforeResume) void this.resumeAfter(ws, this.options.beforeResume);
     };
     ws.onmessage = (ev: MessageEvent) => {
       if (this.ws === ws && typeof ev.data === 'string') this.dispatch(ev.data);
@@ -411,6 +419,22 @@ export class SwitchboardClient {
       this.emit('close', { code: ev.code, reason: ev.reason, opened, willReconnect });
       this.scheduleReconnect();
     };
+  }
+
+  /** Sends `resume` once `before` settles (at most `requestTimeoutMs`), if `ws` is still the socket. */
+  private async resumeAfter(ws: WebSocket, before: () => unknown): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const limit = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.options.requestTimeoutMs ?? 10000);
+    });
+    try {
+      await Promise.race([Promise.resolve().then(before), limit]);
+    } catch {
+      // resume anyway: the frames are still wanted
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.ws === ws) this.resume(this.order.positions());
   }
 
   /** Asks the server for the frames after each position (and membership again). */

@@ -20,18 +20,10 @@ use switchboard_core::contract::{
     RouteContract, SCHEMA_PATH, ServerMessage, ServiceContract, Shape,
 };
 
-/// The built-in route that resumes rooms after a reconnect.
-pub const RESUME_ROUTE: &str = "resume";
-/// The `action` of `resume`'s answer.
-pub const RESUMED_ACTION: &str = "resumed";
-/// The field a room frame's sequence number is added as.
-pub const SEQ_FIELD: &str = "seq";
-/// The field a room frame's epoch is added as.
-pub const EPOCH_FIELD: &str = "epoch";
-/// The request id field of client frames and of the frames answering them.
-pub const ID_FIELD: &str = "id";
-/// The longest request id, in characters.
-pub const MAX_REQUEST_ID_CHARS: u64 = 64;
+pub use switchboard_core::names::history::{
+    EPOCH_FIELD, ID_FIELD, MAX_REQUEST_ID_CHARS, MAX_RESUME_ROOMS, RESUME_ROUTE, RESUMED_ACTION,
+    SEQ_FIELD,
+};
 
 /// The schema of `resume`'s payload.
 pub const RESUME_REQUEST: &str = "ResumeRequest";
@@ -114,7 +106,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
                 "title": RESUME_REQUEST,
                 "description": "The rooms to resume after a reconnect.",
                 "type": "object",
-                "properties": {"rooms": {"type": "array", "items": schema_ref(RESUME_ROOM)}},
+                "properties": {"rooms": {"type": "array", "items": schema_ref(RESUME_ROOM), "maxItems": MAX_RESUME_ROOMS}},
                 "required": ["rooms"]
             }),
         ),
@@ -159,11 +151,11 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// Whether `route` is `resume` as the registry describes it (a built-in answered like
-/// `ping`), not yet as the protocol has it.
+/// Whether the registry lists `resume` (an app with room history) but describes it as
+/// the core describes every built-in (answered like `ping`), not as the protocol has it.
 fn needs_resume_route(contract: &ServiceContract) -> bool {
     match contract.routes.iter().find(|r| r.key == RESUME_ROUTE) {
-        None => true,
+        None => false,
         Some(route) => route
             .reply
             .and_then(|i| contract.messages.get(i))
@@ -171,7 +163,8 @@ fn needs_resume_route(contract: &ServiceContract) -> bool {
     }
 }
 
-/// `contract` with the protocol's schemas, the `resume` route and the `resumed` message.
+/// `contract` with the protocol's schemas and, when the app has `resume` (it keeps room
+/// history), that route's payload and its `resumed` answer.
 pub fn complete(contract: &ServiceContract) -> ServiceContract {
     let mut out = contract.clone();
     for (name, schema) in schemas() {
@@ -207,9 +200,8 @@ pub fn complete(contract: &ServiceContract) -> ServiceContract {
         reply: Some(reply),
         reply_optional: false,
     };
-    match out.routes.iter_mut().find(|r| r.key == RESUME_ROUTE) {
-        Some(existing) => *existing = route,
-        None => out.routes.push(route),
+    if let Some(existing) = out.routes.iter_mut().find(|r| r.key == RESUME_ROUTE) {
+        *existing = route;
     }
     out
 }
@@ -222,14 +214,41 @@ pub fn replies(contract: &ServiceContract) -> Vec<usize> {
     out
 }
 
+/// The sample contract as the core lists it for an app with history: `resume` is a
+/// built-in answered like `ping` (for the generators' tests).
+#[cfg(test)]
+pub(crate) fn sample_with_history() -> ServiceContract {
+    let mut contract = switchboard_core::contract::sample::sample();
+    if let Some(ping) = contract.routes.iter().find(|r| r.key == "ping") {
+        let mut resume = ping.clone();
+        resume.key = RESUME_ROUTE;
+        contract.routes.push(resume);
+    }
+    contract
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
-    fn complete_adds_resume_its_answer_and_the_schemas_once() {
+    fn without_history_there_is_no_resume_but_the_schemas_are_there() {
         let contract = complete(&switchboard_core::contract::sample::sample());
+        assert!(contract.routes.iter().all(|r| r.key != RESUME_ROUTE));
+        assert!(
+            contract
+                .messages
+                .iter()
+                .all(|m| m.action.as_deref() != Some(RESUMED_ACTION))
+        );
+        assert!(contract.schemas.contains_key(ROOM_STAMP));
+        assert!(contract.schemas.contains_key(CORRELATED));
+    }
+
+    #[test]
+    fn complete_describes_resume_its_answer_and_the_schemas_once() {
+        let contract = complete(&sample_with_history());
         let resume = contract
             .routes
             .iter()
@@ -263,12 +282,7 @@ mod tests {
 
     #[test]
     fn a_resume_answered_like_ping_is_replaced() {
-        let mut contract = switchboard_core::contract::sample::sample();
-        let ping = contract.routes.iter().find(|r| r.key == "ping").unwrap();
-        let mut resume = ping.clone();
-        resume.key = RESUME_ROUTE;
-        contract.routes.push(resume);
-        let done = complete(&contract);
+        let done = complete(&sample_with_history());
         let resumes: Vec<&RouteContract> = done
             .routes
             .iter()

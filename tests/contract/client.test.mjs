@@ -265,6 +265,40 @@ test('client: recovered:false reports reset; a refused room is forgotten and not
   client.close();
 });
 
+test('client: with beforeResume, resume waits until it settles (rejoin first, then replay)', async () => {
+  sockets.length = 0;
+  let release;
+  const calls = [];
+  const { client, seen } = newClient({
+    beforeResume: () => {
+      calls.push(sockets.length);
+      return new Promise((r) => { release = r; });
+    },
+  });
+  const ws1 = await connected(client, 1);
+  await until(() => calls.length === 1, 'beforeResume');
+  release();
+  await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(ws1.sent, [], 'nothing to resume on the first connection');
+  ws1.push(frame('lobby', 1));
+  ws1.drop();
+  await until(() => sockets.length === 2, 'the reconnect');
+  const ws2 = sockets[1];
+  ws2.accept();
+  await until(() => calls.length === 2, 'beforeResume again');
+  assert.deepEqual(calls, [1, 2]);
+  ws2.send(JSON.stringify({ action: 'join', room: 'lobby' })); // what the app does in beforeResume
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(ws2.sent.map((f) => f.action), ['join'], 'resume waits for beforeResume');
+  ws2.push(frame('lobby', 3)); // the join's own presence: held behind the gap
+  release();
+  await until(() => ws2.sent.length === 2, 'the resume');
+  assert.deepEqual(ws2.sent[1], { action: 'resume', rooms: [{ room: 'lobby', since: 1, epoch: 'E1' }] });
+  ws2.push(frame('lobby', 2));
+  assert.deepEqual(seen, [1, 2, 3]);
+  client.close();
+});
+
 test('client: a gap that stays open asks for the missing frames with resume', async () => {
   sockets.length = 0;
   const { client, seen } = newClient({ gapMs: 5 });
