@@ -598,8 +598,22 @@ function joinRoom(name) {
     render();
 }
 function leaveRoom(name) {
-    state.client?.send('leave', { room: name }); // no-op while offline; forget the room locally right away
-    state.client?.forgetRoom(name); // and do not resume it after a reconnect
+    // Forget the room locally right away (offline, nothing is sent) so that it is not
+    // resumed after a reconnect; again once the server answers, in case a frame of the
+    // room still on its way made the client follow it again.
+    const client = state.client;
+    client?.forgetRoom(name);
+    client
+        ?.request('leave', { room: name })
+        .then(() => {
+        if (!state.rooms.has(name))
+            client.forgetRoom(name);
+        scheduleDirectoryRefresh();
+    })
+        .catch(() => {
+        if (!state.rooms.has(name))
+            client.forgetRoom(name);
+    });
     removeRoom(name);
     render();
 }

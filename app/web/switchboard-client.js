@@ -333,14 +333,15 @@ export class SwitchboardClient {
             return;
         const f = frame;
         this.emit('frame', frame);
+        // A `resumed` answer moves the rooms on even when a `request('resume', ..)` waits for it.
+        if (f.action === 'resumed')
+            this.onResumed(f);
         if (typeof f.id === 'string' && this.settle(f.id, f))
             return;
         if (f.error && typeof f.error === 'object') {
             this.emit('error', f.error);
             return;
         }
-        if (f.action === 'resumed')
-            this.onResumed(f);
         if (typeof f.seq === 'number' && typeof f.epoch === 'string') {
             const room = this.options.roomOf
                 ? this.options.roomOf(f)

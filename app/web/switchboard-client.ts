@@ -757,12 +757,13 @@ export class SwitchboardClient {
     if (!frame || typeof frame !== 'object' || Array.isArray(frame)) return;
     const f = frame as Record<string, unknown>;
     this.emit('frame', frame as ServerFrame);
+    // A `resumed` answer moves the rooms on even when a `request('resume', ..)` waits for it.
+    if (f.action === 'resumed') this.onResumed(f);
     if (typeof f.id === 'string' && this.settle(f.id, f)) return;
     if (f.error && typeof f.error === 'object') {
       this.emit('error', f.error as ErrorFrame['error']);
       return;
     }
-    if (f.action === 'resumed') this.onResumed(f);
     if (typeof f.seq === 'number' && typeof f.epoch === 'string') {
       const room = this.options.roomOf
         ? this.options.roomOf(f)

@@ -360,3 +360,19 @@ test('client: request() matches answers by id, rejects error frames, times out, 
   await assert.rejects(client.request('whoami', {}), (e) => e.code === 'not_connected');
   client.close();
 });
+
+test('client: request("resume") resolves with the answer, and the answer still moves the rooms', async () => {
+  sockets.length = 0;
+  const { client, seen, hooks } = newClient();
+  const ws = await connected(client, 1);
+  ws.push(frame('r', 1));
+  const answer = client.request('resume', { rooms: [{ room: 'r', since: 1, epoch: 'E1' }] });
+  const sent = ws.sent[ws.sent.length - 1];
+  assert.equal(sent.action, 'resume');
+  ws.push(frame('r', 2));
+  ws.push({ action: 'resumed', id: sent.id, rooms: [{ room: 'r', epoch: 'E1', seq: 2, recovered: true }] });
+  assert.equal((await answer).rooms[0].seq, 2);
+  assert.deepEqual(seen, [1, 2]);
+  assert.deepEqual(hooks, [{ h: 'recovered', room: 'r', epoch: 'E1', seq: 2 }]);
+  client.close();
+});
