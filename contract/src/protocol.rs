@@ -201,6 +201,10 @@ pub fn complete(contract: &ServiceContract) -> ServiceContract {
         reply_optional: false,
     };
     if let Some(existing) = out.routes.iter_mut().find(|r| r.key == RESUME_ROUTE) {
+        // The message the core had it answer (`Pong`) is not sent by `resume`.
+        if let Some(old) = existing.reply.and_then(|i| out.messages.get_mut(i)) {
+            old.senders.retain(|s| s != RESUME_ROUTE);
+        }
         *existing = route;
     }
     out
@@ -222,6 +226,9 @@ pub(crate) fn sample_with_history() -> ServiceContract {
     if let Some(ping) = contract.routes.iter().find(|r| r.key == "ping") {
         let mut resume = ping.clone();
         resume.key = RESUME_ROUTE;
+        if let Some(pong) = resume.reply.and_then(|i| contract.messages.get_mut(i)) {
+            pong.senders.push(RESUME_ROUTE.to_owned());
+        }
         contract.routes.push(resume);
     }
     contract
@@ -293,5 +300,7 @@ mod tests {
             done.messages[resumes[0].reply.unwrap()].action.as_deref(),
             Some(RESUMED_ACTION)
         );
+        let pong = done.messages.iter().find(|m| m.name == "Pong").unwrap();
+        assert_eq!(pong.senders, ["ping"], "resume does not answer pong");
     }
 }
