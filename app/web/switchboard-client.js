@@ -2,7 +2,7 @@
 // registry (the same schemas as its AsyncAPI document): do not edit by hand.
 /* eslint-disable */
 /** Every route key, at run time. */
-export const ROUTES = ["broadcast", "echo", "join", "leave", "members", "ping", "placeOrder", "sendMessage", "whoami"];
+export const ROUTES = ["broadcast", "echo", "join", "leave", "members", "ping", "placeOrder", "resume", "sendMessage", "whoami"];
 /** A small typed client: one socket, reconnected until `close()`. */
 export class SwitchboardClient {
     constructor(options) {

@@ -4,7 +4,10 @@
 
 // ---- message types --------------------------------------------------------
 
-/** A chat line, as every member of the room receives it. */
+/**
+ * A chat line, as every member of the room receives it (the room keeps history, so
+ * the delivered frame also carries `seq` and `epoch`).
+ */
 export interface Chat {
   /** Always `"message"`. */
   action: "message";
@@ -143,6 +146,55 @@ export interface Presence {
   username: string;
 }
 
+/** `{"action":"resume","rooms":[..]}`. */
+export interface ResumeRequest {
+  /** The rooms to resume. */
+  rooms: ResumeRoom[];
+}
+
+/** One room of a `resume`. */
+export interface ResumeRoom {
+  /** The epoch that `since` belongs to; `null` or absent: the client has nothing. */
+  epoch?: string | null;
+  /** The room. */
+  room: string;
+  /** The last `seq` the client has of this room (0: none). */
+  since?: number;
+}
+
+/** `{"action":"resumed","rooms":[..]}`. */
+export interface Resumed {
+  /** Always `"resumed"`. */
+  action: "resumed";
+  /** One entry per room asked for, in order. */
+  rooms: ResumedRoom[];
+}
+
+/** One room of the `resumed` answer. */
+export type ResumedRoom = {
+  /** The room's epoch. */
+  epoch: string;
+  /** Whether every frame after `since` was replayed; `false`: nothing was, reload. */
+  recovered: boolean;
+  /** The room. */
+  room: string;
+  /** The room's latest `seq` (0 if nothing was ever sent). */
+  seq: number;
+} | {
+  /** Why. */
+  error: RoomError;
+  /** The room. */
+  room: string;
+};
+
+/** Why a room of a `resume` was refused. */
+export interface RoomError {
+  /** The code (`forbidden`, `no_history`, or the guard's own). */
+  code: string;
+  /** A human-readable message. */
+  message: string;
+}
+
 /** `{"room": R}`. */
 export interface RoomRequest {
   /** The room. */
@@ -182,7 +234,7 @@ export interface RoutePayloads {
   broadcast: Data;
   /** Benchmark contract: replies `{"action":"echo","data":S}` to the sender. */
   echo: Data;
-  /** Joins a room; its members (the caller included) get a `presence` frame. */
+  /** Joins a room (if the app's room guard, `check_room`, lets it: the built-in `resume` asks the same); its members (the caller included) get a `presence` frame. */
   join: RoomRequest;
   /** Leaves a room; the remaining members get a `presence` frame. */
   leave: RoomRequest;
@@ -192,6 +244,8 @@ export interface RoutePayloads {
   ping: Record<string, never>;
   /** Checks an order and puts it on the `orders` queue (the runtime forwards the frame once this returns `Ok`; the reply means "queued"). */
   placeOrder: PlaceOrder;
+  /** Rejoins rooms after a reconnect and replays the frames missed since a `seq`; answers `{"action":"resumed",..}`. */
+  resume: ResumeRequest;
   /** Relays a chat line to everyone in a room (the sender included). */
   sendMessage: SendMessage;
   /** Tells the caller who they are: connection id, identity and rooms. */
@@ -207,6 +261,7 @@ export interface RouteReplies {
   members: Members;
   ping: Pong;
   placeOrder: OrderAccepted;
+  resume: Resumed;
   sendMessage: undefined;
   whoami: WhoAmI;
 }
@@ -219,6 +274,7 @@ export interface ServerMessages {
   members: Members;
   pong: Pong;
   orderAccepted: OrderAccepted;
+  resumed: Resumed;
   message: Chat;
   whoami: WhoAmI;
   orderPlaced: OrderPlaced;
@@ -232,7 +288,7 @@ export type Action = keyof ServerMessages;
 export type ServerFrame = ServerMessages[Action] | ErrorFrame;
 
 /** Every route key, at run time. */
-export const ROUTES: readonly Route[] = ["broadcast", "echo", "join", "leave", "members", "ping", "placeOrder", "sendMessage", "whoami"];
+export const ROUTES: readonly Route[] = ["broadcast", "echo", "join", "leave", "members", "ping", "placeOrder", "resume", "sendMessage", "whoami"];
 
 // ---- the client -------------------------------------------------------------
 
