@@ -123,7 +123,7 @@ pub struct Joined {
     pub members: Vec<Member>,
 }
 
-/// Joins a room (if the app's room guard, [`check_room`], lets it: the built-in
+/// Joins a room (if the app's room guard, `check_room`, lets it: the built-in
 /// `resume` asks the same); its members (the caller included) get a `presence` frame.
 #[ws_route("join", emits = [Presence])]
 pub async fn join(ctx: Ctx, Json(req): Json<RoomRequest>) -> Result<Json<Joined>, WsError> {

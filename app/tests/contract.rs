@@ -191,6 +191,32 @@ fn the_asyncapi_document_passes_the_asyncapi_parser() {
         doc["components"]["messages"]["Chat"]["payload"]["allOf"][1]["$ref"],
         "#/components/schemas/RoomStamp"
     );
+    // `resume`'s payload and answer as the wire protocol has them.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        doc["components"]["messages"]["resumeRequest"]["payload"]["allOf"][1]["$ref"],
+        "#/components/schemas/ResumeRequest"
+    );
+    assert_eq!(
+        schemas["ResumeRoom"]["properties"]["epoch"]["type"],
+        serde_json::json!(["string", "null"])
+    );
+    assert_eq!(
+        schemas["ResumeRoom"]["required"],
+        serde_json::json!(["room"])
+    );
+    assert_eq!(
+        schemas["Resumed"]["properties"]["action"]["const"],
+        "resumed"
+    );
+    assert_eq!(
+        schemas["ResumedRoom"]["anyOf"][0]["required"],
+        serde_json::json!(["room", "epoch", "seq", "recovered"])
+    );
+    assert_eq!(
+        doc["components"]["messages"]["Resumed"]["payload"]["allOf"][1]["$ref"],
+        "#/components/schemas/Correlated"
+    );
 
     // The check can fail: an operation naming a message its channel does not have.
     let mut broken = doc.clone();

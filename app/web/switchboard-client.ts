@@ -154,46 +154,54 @@ export interface Presence {
 /** A request id: any client frame may carry one; the route's answer (reply or error frame) carries the same. */
 export type RequestId = string;
 
-/** The rooms to resume after a reconnect. */
+/** `{"action":"resume","rooms":[..]}`. */
 export interface ResumeRequest {
+  /** The rooms to resume. */
   rooms: ResumeRoom[];
 }
 
-/** A room to resume: the last `seq` the client has of it, and that seq's epoch. */
+/** One room of a `resume`. */
 export interface ResumeRoom {
-  /** The epoch of `since`; null or absent: the client has nothing. */
+  /** The epoch that `since` belongs to; `null` or absent: the client has nothing. */
   epoch?: string | null;
   /** The room. */
   room: string;
-  /** The last `seq` the client has (0: none). */
+  /** The last `seq` the client has of this room (0: none). */
   since?: number;
 }
 
-/** The answer to `resume`, after the replayed frames. */
+/** `{"action":"resumed","rooms":[..]}`. */
 export interface Resumed {
+  /** Always `"resumed"`. */
   action: "resumed";
-  id?: RequestId;
+  /** One entry per room asked for, in order. */
   rooms: ResumedRoom[];
 }
 
-/** One room of the `resumed` answer: where its history is, or why the room was refused. */
+/** One room of the `resumed` answer. */
 export type ResumedRoom = {
   /** The room's epoch. */
   epoch: string;
-  /** true: every frame after `since` was replayed, before this answer; false: nothing was (another epoch, or the history no longer reaches back): reload the room's state. */
+  /** Whether every frame after `since` was replayed; `false`: nothing was, reload. */
   recovered: boolean;
+  /** The room. */
   room: string;
-  /** The room's last `seq` (0: nothing sent yet). */
+  /** The room's latest `seq` (0 if nothing was ever sent). */
   seq: number;
 } | {
-  error: {
-    /** Machine-readable, as in error frames. */
-    code: string;
-    /** For people. */
-    message?: string;
-  };
+  /** Why. */
+  error: RoomError;
+  /** The room. */
   room: string;
 };
+
+/** Why a room of a `resume` was refused. */
+export interface RoomError {
+  /** The code (`forbidden`, `no_history`, or the guard's own). */
+  code: string;
+  /** A human-readable message. */
+  message: string;
+}
 
 /** `{"room": R}`. */
 export interface RoomRequest {
@@ -242,7 +250,7 @@ export interface RoutePayloads {
   broadcast: Data;
   /** Benchmark contract: replies `{"action":"echo","data":S}` to the sender. */
   echo: Data;
-  /** Joins a room (if the app's room guard, [`check_room`], lets it: the built-in `resume` asks the same); its members (the caller included) get a `presence` frame. */
+  /** Joins a room (if the app's room guard, `check_room`, lets it: the built-in `resume` asks the same); its members (the caller included) get a `presence` frame. */
   join: RoomRequest;
   /** Leaves a room; the remaining members get a `presence` frame. */
   leave: RoomRequest;
@@ -252,7 +260,7 @@ export interface RoutePayloads {
   ping: Record<string, never>;
   /** Checks an order and puts it on the `orders` queue (the runtime forwards the frame once this returns `Ok`; the reply means "queued"). */
   placeOrder: PlaceOrder;
-  /** Built-in: after a reconnect, rejoins rooms and replays the frames missed since `since` (with `seq` and `epoch`), then answers `resumed`. */
+  /** Rejoins rooms after a reconnect and replays the frames missed since a `seq`; answers `{"action":"resumed",..}`. */
   resume: ResumeRequest;
   /** Relays a chat line to everyone in a room (the sender included). */
   sendMessage: SendMessage;
@@ -285,10 +293,10 @@ export interface ServerMessages {
   members: Members & Correlated;
   pong: Pong & Correlated;
   orderAccepted: OrderAccepted & Correlated;
+  resumed: Resumed & Correlated;
   message: Chat & RoomStamp;
   whoami: WhoAmI & Correlated;
   orderPlaced: OrderPlaced & RoomStamp;
-  resumed: Resumed & Correlated;
 }
 
 /** The route keys. */

@@ -2,8 +2,8 @@
 //!
 //! The service's contract, rendered from the registry's [`ServiceContract`]
 //! (`switchboard_core::contract`): the AsyncAPI 3.0 document ([`asyncapi`]) and a typed
-//! TypeScript client module ([`typescript`]), both with the protocol every service has
-//! (room history stamps, `resume`, request ids: [`protocol`]).
+//! TypeScript client module ([`typescript`]), both with what every service's messages
+//! have (room history stamps and request ids: [`protocol`]).
 
 pub mod asyncapi;
 pub mod protocol;

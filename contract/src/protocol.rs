@@ -1,38 +1,24 @@
-//! The parts of the wire protocol every service has, whatever its routes: room history
-//! stamps, the built-in `resume` route and its `resumed` answer, and request ids.
+//! The parts of the wire protocol that every service's messages have, whatever its
+//! routes: room history stamps and request ids. (The built-in `resume` route and its
+//! `resumed` answer are described by the core's contract, from `switchboard_core::rooms`.)
 //!
 //! - A frame sent to a room with history carries `"seq"` (per room, gap-free from 1) and
 //!   `"epoch"` at its top level ([`ROOM_STAMP`]); frames of rooms without history carry
 //!   neither, so both are optional in the schema.
-//! - `{"action":"resume","rooms":[{"room","since","epoch"}]}` makes the caller a member
-//!   again, replays every kept frame with `seq > since` and answers
-//!   `{"action":"resumed","rooms":[{"room","epoch","seq","recovered"} | {"room","error"}]}`.
 //! - Any client frame may carry `"id"` (1 to 64 characters); its route's answer (reply
 //!   or error frame) carries the same `"id"` ([`CORRELATED`]).
 //!
-//! [`complete`] adds these to a [`ServiceContract`] (schemas, the route and its answer)
-//! unless the registry's contract already has them, so the AsyncAPI document and the
-//! TypeScript client describe the same protocol.
+//! [`complete`] adds these schemas to a [`ServiceContract`], so the AsyncAPI document and
+//! the TypeScript client describe the same protocol.
 
 use serde_json::{Value, json};
 
-use switchboard_core::contract::{
-    RouteContract, SCHEMA_PATH, ServerMessage, ServiceContract, Shape,
-};
+use switchboard_core::contract::{SCHEMA_PATH, ServiceContract};
 
 pub use switchboard_core::names::history::{
-    EPOCH_FIELD, ID_FIELD, MAX_REQUEST_ID_CHARS, MAX_RESUME_ROOMS, RESUME_ROUTE, RESUMED_ACTION,
-    SEQ_FIELD,
+    EPOCH_FIELD, ID_FIELD, MAX_REQUEST_ID_CHARS, SEQ_FIELD,
 };
 
-/// The schema of `resume`'s payload.
-pub const RESUME_REQUEST: &str = "ResumeRequest";
-/// The schema of one room of a `resume`.
-pub const RESUME_ROOM: &str = "ResumeRoom";
-/// The schema (and message) of the `resumed` answer.
-pub const RESUMED: &str = "Resumed";
-/// The schema of one room of the `resumed` answer.
-pub const RESUMED_ROOM: &str = "ResumedRoom";
 /// The schema of `seq` and `epoch` on room frames.
 pub const ROOM_STAMP: &str = "RoomStamp";
 /// The schema of a frame that may carry a request id.
@@ -46,14 +32,6 @@ fn schema_ref(name: &str) -> Value {
 
 /// The protocol's named schemas (draft-07, `$ref`s into [`SCHEMA_PATH`]).
 pub fn schemas() -> Vec<(&'static str, Value)> {
-    let error = json!({
-        "type": "object",
-        "properties": {
-            "code": {"type": "string", "description": "Machine-readable, as in error frames."},
-            "message": {"type": "string", "description": "For people."}
-        },
-        "required": ["code"]
-    });
     vec![
         (
             REQUEST_ID,
@@ -86,126 +64,14 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
                 }
             }),
         ),
-        (
-            RESUME_ROOM,
-            json!({
-                "title": RESUME_ROOM,
-                "description": "A room to resume: the last `seq` the client has of it, and that seq's epoch.",
-                "type": "object",
-                "properties": {
-                    "room": {"type": "string", "description": "The room."},
-                    "since": {"type": "integer", "minimum": 0, "default": 0, "description": "The last `seq` the client has (0: none)."},
-                    EPOCH_FIELD: {"type": ["string", "null"], "description": "The epoch of `since`; null or absent: the client has nothing."}
-                },
-                "required": ["room"]
-            }),
-        ),
-        (
-            RESUME_REQUEST,
-            json!({
-                "title": RESUME_REQUEST,
-                "description": "The rooms to resume after a reconnect.",
-                "type": "object",
-                "properties": {"rooms": {"type": "array", "items": schema_ref(RESUME_ROOM), "maxItems": MAX_RESUME_ROOMS}},
-                "required": ["rooms"]
-            }),
-        ),
-        (
-            RESUMED_ROOM,
-            json!({
-                "title": RESUMED_ROOM,
-                "description": "One room of the `resumed` answer: where its history is, or why the room was refused.",
-                "anyOf": [
-                    {
-                        "type": "object",
-                        "properties": {
-                            "room": {"type": "string"},
-                            EPOCH_FIELD: {"type": "string", "description": "The room's epoch."},
-                            SEQ_FIELD: {"type": "integer", "minimum": 0, "description": "The room's last `seq` (0: nothing sent yet)."},
-                            "recovered": {"type": "boolean", "description": "true: every frame after `since` was replayed, before this answer; false: nothing was (another epoch, or the history no longer reaches back): reload the room's state."}
-                        },
-                        "required": ["room", EPOCH_FIELD, SEQ_FIELD, "recovered"]
-                    },
-                    {
-                        "type": "object",
-                        "properties": {"room": {"type": "string"}, "error": error},
-                        "required": ["room", "error"]
-                    }
-                ]
-            }),
-        ),
-        (
-            RESUMED,
-            json!({
-                "title": RESUMED,
-                "description": "The answer to `resume`, after the replayed frames.",
-                "type": "object",
-                "properties": {
-                    "action": {"type": "string", "const": RESUMED_ACTION},
-                    ID_FIELD: schema_ref(REQUEST_ID),
-                    "rooms": {"type": "array", "items": schema_ref(RESUMED_ROOM)}
-                },
-                "required": ["action", "rooms"]
-            }),
-        ),
     ]
 }
 
-/// Whether the registry lists `resume` (an app with room history) but describes it as
-/// the core describes every built-in (answered like `ping`), not as the protocol has it.
-fn needs_resume_route(contract: &ServiceContract) -> bool {
-    match contract.routes.iter().find(|r| r.key == RESUME_ROUTE) {
-        None => false,
-        Some(route) => route
-            .reply
-            .and_then(|i| contract.messages.get(i))
-            .is_none_or(|m| m.action.as_deref() != Some(RESUMED_ACTION)),
-    }
-}
-
-/// `contract` with the protocol's schemas and, when the app has `resume` (it keeps room
-/// history), that route's payload and its `resumed` answer.
+/// `contract` with the protocol's schemas (an app's own schema of the same name wins).
 pub fn complete(contract: &ServiceContract) -> ServiceContract {
     let mut out = contract.clone();
     for (name, schema) in schemas() {
         out.schemas.entry(name.to_owned()).or_insert(schema);
-    }
-    if !needs_resume_route(&out) {
-        return out;
-    }
-    let reply = match out
-        .messages
-        .iter()
-        .position(|m| m.action.as_deref() == Some(RESUMED_ACTION))
-    {
-        Some(i) => i,
-        None => {
-            out.messages.push(ServerMessage {
-                name: RESUMED.to_owned(),
-                shape: Shape::Schema(schema_ref(RESUMED)),
-                action: Some(RESUMED_ACTION.to_owned()),
-                pushed: false,
-                senders: vec![RESUME_ROUTE.to_owned()],
-            });
-            out.messages.len() - 1
-        }
-    };
-    let route = RouteContract {
-        key: RESUME_ROUTE,
-        doc: "Built-in: after a reconnect, rejoins rooms and replays the frames missed since `since` \
-              (with `seq` and `epoch`), then answers `resumed`."
-            .to_owned(),
-        builtin: true,
-        payload: Some(Shape::Schema(schema_ref(RESUME_REQUEST))),
-        reply: Some(reply),
-        reply_optional: false,
-    };
-    if let Some(existing) = out.routes.iter_mut().find(|r| r.key == RESUME_ROUTE) {
-        // The message the core had it answer (`Pong`) is not sent by `resume`.
-        if let Some(old) = existing.reply.and_then(|i| out.messages.get_mut(i)) {
-            old.senders.retain(|s| s != RESUME_ROUTE);
-        }
-        *existing = route;
     }
     out
 }
@@ -218,19 +84,36 @@ pub fn replies(contract: &ServiceContract) -> Vec<usize> {
     out
 }
 
-/// The sample contract as the core lists it for an app with history: `resume` is a
-/// built-in answered like `ping` (for the generators' tests).
+/// The sample contract as the core lists it for an app with room history: the built-in
+/// `resume` with its payload and its `resumed` answer (for the generators' tests).
 #[cfg(test)]
-pub(crate) fn sample_with_history() -> ServiceContract {
+pub(crate) fn sample_with_resume() -> ServiceContract {
+    use switchboard_core::contract::{RouteContract, ServerMessage, Shape};
+    use switchboard_core::names::history::{RESUME_ROUTE, RESUMED_ACTION};
     let mut contract = switchboard_core::contract::sample::sample();
-    if let Some(ping) = contract.routes.iter().find(|r| r.key == "ping") {
-        let mut resume = ping.clone();
-        resume.key = RESUME_ROUTE;
-        if let Some(pong) = resume.reply.and_then(|i| contract.messages.get_mut(i)) {
-            pong.senders.push(RESUME_ROUTE.to_owned());
-        }
-        contract.routes.push(resume);
-    }
+    contract.messages.push(ServerMessage {
+        name: "Resumed".to_owned(),
+        shape: Shape::Schema(schema_ref("Resumed")),
+        action: Some(RESUMED_ACTION.to_owned()),
+        pushed: false,
+        senders: vec![RESUME_ROUTE.to_owned()],
+    });
+    contract.routes.push(RouteContract {
+        key: RESUME_ROUTE,
+        doc: "Rejoins rooms after a reconnect.".to_owned(),
+        builtin: true,
+        payload: Some(Shape::Schema(schema_ref("ResumeRequest"))),
+        reply: Some(contract.messages.len() - 1),
+        reply_optional: false,
+    });
+    contract.schemas.insert(
+        "ResumeRequest".to_owned(),
+        json!({"type": "object", "properties": {"rooms": {"type": "array"}}, "required": ["rooms"]}),
+    );
+    contract.schemas.insert(
+        "Resumed".to_owned(),
+        json!({"type": "object", "properties": {"action": {"type": "string", "const": RESUMED_ACTION}}, "required": ["action"]}),
+    );
     contract
 }
 
@@ -240,67 +123,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn without_history_there_is_no_resume_but_the_schemas_are_there() {
-        let contract = complete(&switchboard_core::contract::sample::sample());
-        assert!(contract.routes.iter().all(|r| r.key != RESUME_ROUTE));
-        assert!(
-            contract
-                .messages
-                .iter()
-                .all(|m| m.action.as_deref() != Some(RESUMED_ACTION))
-        );
-        assert!(contract.schemas.contains_key(ROOM_STAMP));
-        assert!(contract.schemas.contains_key(CORRELATED));
-    }
-
-    #[test]
-    fn complete_describes_resume_its_answer_and_the_schemas_once() {
-        let contract = complete(&sample_with_history());
-        let resume = contract
-            .routes
-            .iter()
-            .find(|r| r.key == RESUME_ROUTE)
-            .unwrap();
-        assert!(resume.builtin);
-        assert_eq!(
-            resume.payload.as_ref().unwrap().ref_name(),
-            Some(RESUME_REQUEST)
-        );
-        let reply = &contract.messages[resume.reply.unwrap()];
-        assert_eq!(reply.action.as_deref(), Some(RESUMED_ACTION));
-        for name in [
-            RESUME_REQUEST,
-            RESUME_ROOM,
-            RESUMED,
-            RESUMED_ROOM,
-            ROOM_STAMP,
-            CORRELATED,
-            REQUEST_ID,
-        ] {
-            assert!(contract.schemas.contains_key(name), "{name}");
-        }
+    fn complete_adds_the_stamp_and_id_schemas_and_keeps_an_apps_own() {
+        let mut sample = switchboard_core::contract::sample::sample();
+        sample
+            .schemas
+            .insert(ROOM_STAMP.to_owned(), json!({"title": "mine"}));
+        let contract = complete(&sample);
+        assert_eq!(contract.schemas[ROOM_STAMP]["title"], "mine");
         assert_eq!(contract.schemas[REQUEST_ID]["maxLength"], 64);
-        // Idempotent: completing again adds nothing.
-        let again = complete(&contract);
-        assert_eq!(again.routes.len(), contract.routes.len());
-        assert_eq!(again.messages.len(), contract.messages.len());
-        assert!(replies(&contract).contains(&resume.reply.unwrap()));
-    }
-
-    #[test]
-    fn a_resume_answered_like_ping_is_replaced() {
-        let done = complete(&sample_with_history());
-        let resumes: Vec<&RouteContract> = done
-            .routes
-            .iter()
-            .filter(|r| r.key == RESUME_ROUTE)
-            .collect();
-        assert_eq!(resumes.len(), 1);
         assert_eq!(
-            done.messages[resumes[0].reply.unwrap()].action.as_deref(),
-            Some(RESUMED_ACTION)
+            contract.schemas[CORRELATED]["properties"][ID_FIELD]["$ref"],
+            "#/components/schemas/RequestId"
         );
-        let pong = done.messages.iter().find(|m| m.name == "Pong").unwrap();
-        assert_eq!(pong.senders, ["ping"], "resume does not answer pong");
+        assert_eq!(contract.routes.len(), sample.routes.len());
+        let join = contract.routes.iter().find(|r| r.key == "join").unwrap();
+        assert!(replies(&contract).contains(&join.reply.unwrap()));
+        // A pushed-only message answers nothing.
+        let presence = contract
+            .messages
+            .iter()
+            .position(|m| m.name == "Presence")
+            .unwrap();
+        assert!(!replies(&contract).contains(&presence));
     }
 }

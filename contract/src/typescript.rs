@@ -565,7 +565,7 @@ mod tests {
 
     #[test]
     fn the_module_lists_routes_replies_and_messages() {
-        let contract = crate::protocol::sample_with_history();
+        let contract = crate::protocol::sample_with_resume();
         let ts = module(&contract, "app client-ts");
         assert!(
             ts.contains("export interface RoomRequest {\n  room: string;\n}"),
