@@ -23,6 +23,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod history;
+
 /// A WebSocket client connection.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

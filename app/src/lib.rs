@@ -37,6 +37,8 @@ pub fn app() -> App {
         .web_asset("/chat.js", JS, CHAT_JS)
         .web_asset("/switchboard-client.js", JS, CLIENT_JS)
         .http(http::router())
+        .history(HistoryRule::all())
+        .room_guard(|_: &Identity, room: &str| check_room(room))
 }
 
 /// A room name: 1-64 characters of letters, digits, `-`, `_`, `.`.
@@ -89,7 +91,8 @@ pub struct Presence<'a> {
     pub connection_id: &'a str,
 }
 
-/// A chat line, as every member of the room receives it.
+/// A chat line, as every member of the room receives it (the room keeps history, so
+/// the delivered frame also carries `seq` and `epoch`).
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Chat<'a> {
@@ -120,10 +123,10 @@ pub struct Joined {
     pub members: Vec<Member>,
 }
 
-/// Joins a room; its members (the caller included) get a `presence` frame.
+/// Joins a room (if the app's room guard, `check_room`, lets it: the built-in
+/// `resume` asks the same); its members (the caller included) get a `presence` frame.
 #[ws_route("join", emits = [Presence])]
 pub async fn join(ctx: Ctx, Json(req): Json<RoomRequest>) -> Result<Json<Joined>, WsError> {
-    check_room(&req.room)?;
     if ctx.join(&req.room).await? {
         ctx.room(&req.room)
             .send(&Presence {

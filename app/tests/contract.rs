@@ -7,7 +7,9 @@
 //! 3. `tsc --noEmit --strict` (pinned too) type-checks the client and the page
 //!    (`app/web/tsconfig.json`), and rejects a wrong payload field and a wrong message
 //!    field (so the types are real);
-//! 4. the committed `.js` files are exactly what `tsc` emits for them.
+//! 4. the committed `.js` files are exactly what `tsc` emits for them;
+//! 5. `node --test tests/contract/client.test.mjs` runs the compiled client's ordering,
+//!    de-duplication, resume and request-id logic over a fake socket.
 //!
 //! Needs `node` and `tests/contract/node_modules` (`npm ci` in `tests/contract`); without
 //! them the tests fail when `CI=true` and are skipped, loudly, otherwise.
@@ -159,8 +161,62 @@ fn the_asyncapi_document_passes_the_asyncapi_parser() {
         .unwrap_or_else(|| panic!("no summary in {out}"));
     assert_eq!(summary["valid"], true, "{out}");
     assert_eq!(summary["version"], "3.0.0", "{out}");
-    // Nine routes received (the built-in ping included) plus the pushed messages.
-    assert!(summary["operations"].as_u64().unwrap() >= 13, "{out}");
+    // Ten routes received (the built-in ping and resume included) plus the pushed messages.
+    assert!(summary["operations"].as_u64().unwrap() >= 14, "{out}");
+    // The history protocol, as the parser read it: `resume` answered by `resumed`,
+    // request ids correlated, room frames stamped.
+    assert_eq!(
+        summary["resumeReplies"],
+        serde_json::json!(["Resumed", "ErrorFrame"]),
+        "{out}"
+    );
+    assert_eq!(
+        summary["correlated"]["joinRequest"], "$message.payload#/id",
+        "{out}"
+    );
+    assert_eq!(
+        summary["correlated"]["Joined"], "$message.payload#/id",
+        "{out}"
+    );
+    assert_eq!(
+        summary["correlated"]["ErrorFrame"], "$message.payload#/id",
+        "{out}"
+    );
+    assert_eq!(
+        summary["messageFields"]["Chat"],
+        serde_json::json!(["epoch", "seq"]),
+        "{out}"
+    );
+    assert_eq!(
+        doc["components"]["messages"]["Chat"]["payload"]["allOf"][1]["$ref"],
+        "#/components/schemas/RoomStamp"
+    );
+    // `resume`'s payload and answer as the wire protocol has them.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        doc["components"]["messages"]["resumeRequest"]["payload"]["allOf"][1]["$ref"],
+        "#/components/schemas/ResumeRequest"
+    );
+    assert_eq!(
+        schemas["ResumeRoom"]["properties"]["epoch"]["type"],
+        serde_json::json!(["string", "null"])
+    );
+    assert_eq!(
+        schemas["ResumeRoom"]["required"],
+        serde_json::json!(["room"])
+    );
+    assert_eq!(
+        schemas["Resumed"]["properties"]["action"]["const"],
+        "resumed"
+    );
+    assert_eq!(
+        schemas["ResumedRoom"]["anyOf"][0]["required"],
+        serde_json::json!(["room", "epoch", "seq", "recovered"])
+    );
+    assert_eq!(
+        doc["components"]["messages"]["Resumed"]["payload"]["allOf"][1]["$ref"],
+        "#/components/schemas/Correlated"
+    );
 
     // The check can fail: an operation naming a message its channel does not have.
     let mut broken = doc.clone();
@@ -240,7 +296,14 @@ fn wrong_uses_of_the_client_do_not_type_check() {
          c.send('placeOrder', {{ item: 'tea', qty: 2 }});\n\
          c.on('presence', (f) => {{ const e: 'join' | 'leave' = f.event; console.log(e, f.username); }});\n\
          c.on('orderPlaced', (f) => console.log(f.orderId, f.qty + 1));\n\
-         c.hook('error', (e) => console.log(e.code));\n"
+         c.hook('error', (e) => console.log(e.code));\n\
+         c.on('message', (f) => {{ const s: number | undefined = f.seq; const e: string | undefined = f.epoch; console.log(s, e); }});\n\
+         c.on('resumed', (f) => console.log(f.rooms.length, f.id));\n\
+         c.hook('reset', (e) => {{ const r: 'resume' | 'epoch' | 'gap' = e.reason; console.log(e.room, e.seq, r); }});\n\
+         c.hook('recovered', (e) => console.log(e.room, e.epoch));\n\
+         c.request('join', {{ room: 'lobby' }}, {{ timeoutMs: 500 }}).then((j) => console.log(j.members.length, j.id));\n\
+         c.request('resume', {{ rooms: [{{ room: 'lobby', since: 3, epoch: 'e' }}] }}).then((r) => console.log(r.rooms));\n\
+         c.forgetRoom('lobby');\n"
     );
     let output = check_use("right", &right);
     assert!(output.status.success(), "right uses: {}", text(&output));
@@ -261,6 +324,16 @@ fn wrong_uses_of_the_client_do_not_type_check() {
             "c.on('message', (f) => { const n: number = f.text; console.log(n); });\n",
             "string",
         ),
+        ("c.request('join', { rooom: 'lobby' });\n", "rooom"),
+        (
+            "c.request('members', { room: 'a' }).then((m) => console.log(m.nosuch));\n",
+            "nosuch",
+        ),
+        (
+            "c.on('message', (f) => { const s: string = f.seq; console.log(s); });\n",
+            "number",
+        ),
+        ("c.send('resume', { rooms: [{ since: 1 }] });\n", "room"),
     ];
     for (i, (wrong, expected)) in cases.iter().enumerate() {
         let output = check_use(&format!("wrong-{i}"), &format!("{USE_HEADER}{wrong}"));
@@ -310,6 +383,33 @@ fn the_committed_js_is_what_tsc_emits() {
         );
         assert!(asset.content_type.starts_with("text/javascript"));
     }
+}
+
+#[test]
+fn node_runs_the_clients_ordering_resume_and_request_tests() {
+    if !tools_present("the client's node tests") {
+        return;
+    }
+    let output = run(Command::new("node")
+        .args(["--test", "--test-reporter=tap"])
+        .arg(contract_dir().join("client.test.mjs"))
+        .env(
+            "SWITCHBOARD_CLIENT_JS",
+            web_dir().join("switchboard-client.js"),
+        )
+        .current_dir(contract_dir()));
+    let out = text(&output);
+    assert!(output.status.success(), "node --test failed:\n{out}");
+    // The runner's own count: every test ran and passed (none skipped, none missing).
+    let count = |key: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("# {key} ")))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no `# {key}` line in:\n{out}"))
+    };
+    assert!(count("tests") >= 12, "{out}");
+    assert_eq!(count("pass"), count("tests"), "{out}");
+    assert_eq!(count("fail"), 0, "{out}");
 }
 
 /// One HTTP/1.1 GET on a fresh connection: (status line, headers, body).

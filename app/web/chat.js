@@ -2,7 +2,14 @@
 // route registry) for the WebSocket, `fetch` for the HTTP API and the local issuer.
 // Compiled by `tsc` (see `tsconfig.json`) to `chat.js`, which the gateway serves at
 // `/chat.js` and the deploy program uploads next to the page.
-import { SwitchboardClient } from './switchboard-client.js';
+//
+// Rooms have history (`seq`/`epoch` on their frames): after a reconnect the client
+// resumes them by itself, so lines sent while this tab was away arrive, once each and in
+// order, through the same `message` handler; when they cannot be recovered (`reset`) the
+// room shows a notice and its members are reloaded. Joins use `request(..)`, so the
+// answer (or error) comes back to the call that asked; after a reconnect the page rejoins
+// first (so the others see it back) and the client resumes when that is done.
+import { RequestError, SwitchboardClient } from './switchboard-client.js';
 const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const MAX_TEXT = 2000;
 const MAX_KEPT = 500;
@@ -200,6 +207,9 @@ function startClient(name) {
         protocols: async () => ['switchboard', await idToken(name)],
         heartbeatMs: HEARTBEAT_MS,
         reconnect: { minMs: 1000, maxMs: 30000 },
+        // Rejoin before the client resumes: `join` announces us to the room only when it
+        // makes us a member, and `resume` would already have (silently).
+        beforeResume: () => Promise.all([...state.rooms.keys()].map((room) => requestJoin(room))),
     });
     state.client = client;
     const mine = () => state.client === client;
@@ -221,10 +231,11 @@ function startClient(name) {
         state.neverOpened = 0;
         setStatus('connected', 'connected');
         client.send('whoami');
-        for (const [room, r] of state.rooms) {
+        // Rejoined in `beforeResume` (which tells the others we are back and gets the
+        // members); then the client resumes the rooms (the lines missed).
+        for (const r of state.rooms.values()) {
             r.joined = false;
             r.members.clear();
-            client.send('join', { room });
         }
         startDirectoryRefresh();
         void refreshMe();
@@ -266,23 +277,34 @@ function startClient(name) {
         if (mine())
             showError(`${e.code || 'error'}: ${e.message || 'request failed'}${e.route ? ` (${e.route})` : ''}`);
     });
+    // History: lines missed could not be recovered (the room's history was lost or no
+    // longer reaches back): say so, and reload what the page can (the members).
+    client.hook('reset', ({ room, reason }) => {
+        const r = mine() ? state.rooms.get(room) : undefined;
+        if (!r)
+            return;
+        pushMsg(r, {
+            kind: 'notice',
+            text: reason === 'resume'
+                ? 'Some messages sent while you were away could not be recovered.'
+                : 'Some messages of this room were lost.',
+            sentAt: Date.now(),
+        });
+        void refreshMembers(room);
+        render();
+    });
+    client.hook('refused', ({ room, error }) => {
+        if (!mine() || !state.rooms.has(room))
+            return;
+        removeRoom(room);
+        showError(`Could not rejoin ${room}: ${error.message || error.code}`);
+        render();
+    });
     // ---- protocol: one typed handler per server message ----------------------
     client.on('whoami', (f) => {
         state.connectionId = f.connectionId || null;
         if (f.connectionId)
             state.ownIds.add(f.connectionId);
-        render();
-    });
-    client.on('joined', (f) => {
-        const r = state.rooms.get(f.room);
-        if (!r)
-            return; // left before the reply arrived
-        r.joined = true;
-        r.membersSeq++;
-        setMembers(r, f.members);
-        if (!state.current || !state.rooms.has(state.current))
-            state.current = f.room;
-        scheduleDirectoryRefresh();
         render();
     });
     client.on('left', (f) => {
@@ -323,6 +345,40 @@ function startClient(name) {
         render();
     });
     client.connect();
+}
+// `join` as a request: the answer (members) or the error comes back here.
+async function requestJoin(room) {
+    const client = state.client;
+    if (!client)
+        return;
+    try {
+        onJoined(await client.request('join', { room }));
+    }
+    catch (e) {
+        if (state.client !== client)
+            return;
+        if (e instanceof RequestError && (e.code === 'closed' || e.code === 'not_connected'))
+            return; // rejoined on reconnect
+        showError(`Could not join ${room}: ${errorMessage(e)}`);
+        if (e instanceof RequestError && e.frame) {
+            // Refused: the room is not ours.
+            client.forgetRoom(room);
+            removeRoom(room);
+            render();
+        }
+    }
+}
+function onJoined(f) {
+    const r = state.rooms.get(f.room);
+    if (!r)
+        return; // left before the reply arrived
+    r.joined = true;
+    r.membersSeq++;
+    setMembers(r, f.members);
+    if (!state.current || !state.rooms.has(state.current))
+        state.current = f.room;
+    scheduleDirectoryRefresh();
+    render();
 }
 function clearCountdown() {
     clearInterval(state.countdownTimer);
@@ -467,7 +523,7 @@ function render() {
         if (!cur)
             el.messages.append(node('li', 'sys', signedIn ? 'Join a room to start chatting.' : 'Sign in to start chatting.'));
         for (const m of msgs)
-            el.messages.append(m.kind === 'sys' ? sysNode(m) : msgNode(m));
+            el.messages.append(m.kind === 'msg' ? msgNode(m) : sysNode(m));
         if (renderedRoom !== state.current || atBottom)
             el.messages.scrollTop = el.messages.scrollHeight;
         renderedRoom = state.current;
@@ -508,7 +564,10 @@ function msgNode(m) {
     return li;
 }
 function sysNode(m) {
-    return node('li', 'sys', `${fmtTime(m.sentAt)} · ${m.text}`);
+    const li = node('li', m.kind === 'notice' ? 'sys notice' : 'sys', `${fmtTime(m.sentAt)} · ${m.text}`);
+    if (m.kind === 'notice')
+        li.dataset.testid = 'history-notice';
+    return li;
 }
 // ---- actions -----------------------------------------------------------
 function selectRoom(name) {
@@ -535,11 +594,26 @@ function joinRoom(name) {
     getRoom(name);
     state.current = name;
     if (state.connected)
-        state.client?.send('join', { room: name }); // otherwise joined on (re)connect
+        void requestJoin(name); // otherwise joined on (re)connect
     render();
 }
 function leaveRoom(name) {
-    state.client?.send('leave', { room: name }); // no-op while offline; forget the room locally right away
+    // Forget the room locally right away (offline, nothing is sent) so that it is not
+    // resumed after a reconnect; again once the server answers, in case a frame of the
+    // room still on its way made the client follow it again.
+    const client = state.client;
+    client?.forgetRoom(name);
+    client
+        ?.request('leave', { room: name })
+        .then(() => {
+        if (!state.rooms.has(name))
+            client.forgetRoom(name);
+        scheduleDirectoryRefresh();
+    })
+        .catch(() => {
+        if (!state.rooms.has(name))
+            client.forgetRoom(name);
+    });
     removeRoom(name);
     render();
 }

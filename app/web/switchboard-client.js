@@ -2,8 +2,147 @@
 // registry (the same schemas as its AsyncAPI document): do not edit by hand.
 /* eslint-disable */
 /** Every route key, at run time. */
-export const ROUTES = ["broadcast", "echo", "join", "leave", "members", "ping", "placeOrder", "sendMessage", "whoami"];
-/** A small typed client: one socket, reconnected until `close()`. */
+export const ROUTES = ["broadcast", "echo", "join", "leave", "members", "ping", "placeOrder", "resume", "sendMessage", "whoami"];
+/**
+ * Why a `request(..)` failed: `code` is the error frame's (`frame` is the frame), or
+ * `timeout` (no answer in time), `closed` (the socket closed first) or `not_connected`.
+ */
+export class RequestError extends Error {
+    constructor(code, message, route, frame) {
+        super(message);
+        this.code = code;
+        this.route = route;
+        this.frame = frame;
+        this.name = 'RequestError';
+    }
+}
+/**
+ * Exactly once, in order: the room frames (the ones with `seq` and `epoch`) of every room
+ * followed. A duplicate (a `seq` already handed over or held) is dropped; a frame that
+ * skips ahead is held until the gap fills, the `resumed` answer closes it, or more than
+ * `maxHeld` frames wait (then the held frames go out in order and the room is reset).
+ * No I/O and no timers: `SwitchboardClient` feeds it and acts on what it returns.
+ */
+export class RoomOrder {
+    constructor(maxHeld = 1000) {
+        this.maxHeld = maxHeld;
+        this.rooms = new Map();
+    }
+    /** Where each followed room is (what `resume` sends). */
+    positions() {
+        return [...this.rooms].map(([room, f]) => ({ room, epoch: f.epoch, seq: f.seq }));
+    }
+    /** Where `room` is, if followed. */
+    position(room) {
+        const f = this.rooms.get(room);
+        return f && { room, epoch: f.epoch, seq: f.seq };
+    }
+    /** Stops following `room` (after leaving it): it is not resumed any more. */
+    forget(room) {
+        this.rooms.delete(room);
+    }
+    /** Whether `room` has frames held behind a gap. */
+    hasGap(room) {
+        return (this.rooms.get(room)?.held.size ?? 0) > 0;
+    }
+    /** The followed room whose epoch `epoch` is. */
+    roomOfEpoch(epoch) {
+        for (const [room, f] of this.rooms)
+            if (f.epoch === epoch)
+                return room;
+        return undefined;
+    }
+    /** A room frame arrived: what to hand over now. The first frame of a room starts its position. */
+    accept(room, seq, epoch, frame) {
+        const out = [];
+        let f = this.rooms.get(room);
+        if (!f) {
+            f = { epoch, seq: seq - 1, held: new Map() };
+            this.rooms.set(room, f);
+        }
+        else if (f.epoch !== epoch) {
+            // The room's history was lost and restarted: what we held belongs to the old one.
+            f.held.clear();
+            f.epoch = epoch;
+            f.seq = seq - 1;
+            out.push({ kind: 'reset', room, epoch, seq: f.seq, reason: 'epoch' });
+        }
+        if (seq <= f.seq || f.held.has(seq))
+            return out;
+        f.held.set(seq, frame);
+        this.drain(f, out);
+        if (f.held.size > this.maxHeld) {
+            this.release(f, Infinity, out);
+            out.push({ kind: 'reset', room, epoch: f.epoch, seq: f.seq, reason: 'gap' });
+        }
+        return out;
+    }
+    /**
+     * The `resumed` answer for `room`: its epoch, its last `seq`, and whether the replay
+     * (already accepted, it comes first) recovered everything.
+     */
+    resumed(room, epoch, seq, recovered) {
+        const out = [];
+        let f = this.rooms.get(room);
+        if (!f) {
+            f = { epoch, seq, held: new Map() };
+            this.rooms.set(room, f);
+        }
+        if (!recovered || f.epoch !== epoch) {
+            // Nothing was replayed: the app reloads the room as of `seq`; frames after it follow.
+            for (const s of [...f.held.keys()])
+                if (s <= seq)
+                    f.held.delete(s);
+            f.epoch = epoch;
+            f.seq = Math.max(0, seq);
+            out.push({ kind: 'reset', room, epoch, seq: f.seq, reason: 'resume' });
+            this.drain(f, out);
+            return out;
+        }
+        // Every frame up to `seq` was replayed, so nothing up to it is still coming.
+        const complete = this.release(f, seq, out);
+        this.drain(f, out);
+        out.push(complete
+            ? { kind: 'recovered', room, epoch, seq: f.seq }
+            : { kind: 'reset', room, epoch, seq: f.seq, reason: 'gap' });
+        return out;
+    }
+    /** Hands over the consecutive held frames after the position. */
+    drain(f, out) {
+        while (f.held.has(f.seq + 1)) {
+            const next = f.held.get(f.seq + 1);
+            f.held.delete(f.seq + 1);
+            f.seq++;
+            out.push({ kind: 'frame', frame: next });
+        }
+    }
+    /**
+     * Closes the gap up to `upTo`: hands over every held frame up to it in seq order, and
+     * moves the position to `upTo` (or the last frame, for `Infinity`). `true` when no
+     * frame was missing.
+     */
+    release(f, upTo, out) {
+        const seqs = [...f.held.keys()].filter((s) => s <= upTo).sort((a, b) => a - b);
+        let complete = true;
+        for (const s of seqs) {
+            if (s !== f.seq + 1)
+                complete = false;
+            out.push({ kind: 'frame', frame: f.held.get(s) });
+            f.held.delete(s);
+            f.seq = s;
+        }
+        if (Number.isFinite(upTo) && f.seq < upTo) {
+            complete = false;
+            f.seq = upTo;
+        }
+        return complete;
+    }
+}
+/**
+ * A small typed client: one socket, reconnected until `close()`. Room frames (with
+ * `seq` and `epoch`) reach `on(action)` handlers exactly once and in order, per room;
+ * after every reconnect the client sends `resume` for the rooms it follows.
+ */
 export class SwitchboardClient {
     constructor(options) {
         this.options = options;
@@ -13,6 +152,10 @@ export class SwitchboardClient {
         this.currentState = 'idle';
         this.handlers = new Map();
         this.hooks = new Map();
+        this.pending = new Map();
+        this.gapTimers = new Map();
+        this.nextId = 0;
+        this.order = new RoomOrder(options.maxHeld ?? 1000);
     }
     /** Where the client is. */
     get state() {
@@ -21,6 +164,10 @@ export class SwitchboardClient {
     /** Whether frames can be sent now. */
     get connected() {
         return this.ws !== null && this.ws.readyState === 1;
+    }
+    /** Where each room the client follows is in its history (what the next `resume` sends). */
+    get rooms() {
+        return this.order.positions();
     }
     /** Connects, and keeps reconnecting after drops until `close()`. */
     connect() {
@@ -42,6 +189,7 @@ export class SwitchboardClient {
         this.wanted = false;
         this.clearRetry();
         this.stopHeartbeat();
+        this.dropConnection();
         const ws = this.ws;
         this.ws = null;
         this.currentState = 'closed';
@@ -61,11 +209,37 @@ export class SwitchboardClient {
         this.ws.send(JSON.stringify({ ...(payload[0] ?? {}), action: route }));
         return true;
     }
+    /**
+     * Sends a route's frame with a fresh `id` and resolves with the answer carrying that id
+     * (which then skips the `on(action)` handlers); rejects with a `RequestError`: the
+     * error frame's code, `timeout`, `closed` or `not_connected`.
+     */
+    request(route, payload, options = {}) {
+        return new Promise((resolve, reject) => {
+            if (!this.ws || this.ws.readyState !== 1) {
+                reject(new RequestError('not_connected', `${route}: not connected`, route));
+                return;
+            }
+            const id = `r${++this.nextId}`;
+            const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs ?? 10000;
+            const timer = setTimeout(() => {
+                this.pending.delete(id);
+                reject(new RequestError('timeout', `${route}: no answer within ${timeoutMs} ms`, route));
+            }, timeoutMs);
+            this.pending.set(id, { route, resolve: resolve, reject, timer });
+            this.ws.send(JSON.stringify({ ...(payload ?? {}), action: route, id }));
+        });
+    }
+    /** Stops following `room` (call it after leaving): it is not resumed after reconnects. */
+    forgetRoom(room) {
+        this.order.forget(room);
+        this.clearGapTimer(room);
+    }
     /** Calls `handler` with every server message of `action`; returns the unsubscriber. */
     on(action, handler) {
         return add(this.handlers, action, handler);
     }
-    /** Observes the connection (`open`, `close`, `reconnecting`, `error` frames, ...). */
+    /** Observes the connection (`open`, `close`, `reconnecting`, `error` frames, `reset`, ...). */
     hook(event, handler) {
         return add(this.hooks, event, handler);
     }
@@ -100,7 +274,11 @@ export class SwitchboardClient {
             this.attempt = 0;
             this.currentState = 'open';
             this.startHeartbeat();
+            if (!this.options.beforeResume)
+                this.resume(this.order.positions());
             this.emit('open', { attempt });
+            if (this.options.beforeResume)
+                void this.resumeAfter(ws, this.options.beforeResume);
         };
         ws.onmessage = (ev) => {
             if (this.ws === ws && typeof ev.data === 'string')
@@ -111,11 +289,37 @@ export class SwitchboardClient {
                 return;
             this.ws = null;
             this.stopHeartbeat();
+            this.dropConnection();
             const willReconnect = this.wanted && this.options.reconnect !== false;
             this.currentState = willReconnect ? 'reconnecting' : 'closed';
             this.emit('close', { code: ev.code, reason: ev.reason, opened, willReconnect });
             this.scheduleReconnect();
         };
+    }
+    /** Sends `resume` once `before` settles (at most `requestTimeoutMs`), if `ws` is still the socket. */
+    async resumeAfter(ws, before) {
+        let timer;
+        const limit = new Promise((resolve) => {
+            timer = setTimeout(resolve, this.options.requestTimeoutMs ?? 10000);
+        });
+        try {
+            await Promise.race([Promise.resolve().then(before), limit]);
+        }
+        catch {
+            // resume anyway: the frames are still wanted
+        }
+        finally {
+            clearTimeout(timer);
+        }
+        if (this.ws === ws)
+            this.resume(this.order.positions());
+    }
+    /** Asks the server for the frames after each position (and membership again). */
+    resume(positions) {
+        if (!positions.length || !this.ws || this.ws.readyState !== 1)
+            return;
+        const rooms = positions.map((p) => ({ room: p.room, since: p.seq, epoch: p.epoch }));
+        this.ws.send(JSON.stringify({ action: 'resume', rooms }));
     }
     dispatch(data) {
         let frame;
@@ -125,18 +329,115 @@ export class SwitchboardClient {
         catch {
             return;
         }
-        if (!frame || typeof frame !== 'object')
+        if (!frame || typeof frame !== 'object' || Array.isArray(frame))
             return;
         const f = frame;
         this.emit('frame', frame);
+        // A `resumed` answer moves the rooms on even when a `request('resume', ..)` waits for it.
+        if (f.action === 'resumed')
+            this.onResumed(f);
+        if (typeof f.id === 'string' && this.settle(f.id, f))
+            return;
         if (f.error && typeof f.error === 'object') {
             this.emit('error', f.error);
             return;
         }
+        if (typeof f.seq === 'number' && typeof f.epoch === 'string') {
+            const room = this.options.roomOf
+                ? this.options.roomOf(f)
+                : typeof f.room === 'string'
+                    ? f.room
+                    : this.order.roomOfEpoch(f.epoch);
+            if (room !== undefined) {
+                this.output(this.order.accept(room, f.seq, f.epoch, f));
+                this.watchGap(room);
+                return;
+            }
+        }
+        this.deliver(f);
+    }
+    /** Resolves or rejects the request `id` names; `false` when none waits for it. */
+    settle(id, f) {
+        const p = this.pending.get(id);
+        if (!p)
+            return false;
+        this.pending.delete(id);
+        clearTimeout(p.timer);
+        if (f.error && typeof f.error === 'object') {
+            const e = f.error;
+            p.reject(new RequestError(e.code, e.message ?? e.code, p.route, f));
+        }
+        else {
+            p.resolve(f);
+        }
+        return true;
+    }
+    onResumed(f) {
+        if (!Array.isArray(f.rooms))
+            return;
+        for (const entry of f.rooms) {
+            if (!entry || typeof entry.room !== 'string')
+                continue;
+            const room = entry.room;
+            this.clearGapTimer(room);
+            if (entry.error && typeof entry.error === 'object') {
+                this.order.forget(room);
+                this.emit('refused', { room, error: entry.error });
+            }
+            else if (typeof entry.epoch === 'string' && typeof entry.seq === 'number') {
+                this.output(this.order.resumed(room, entry.epoch, entry.seq, entry.recovered === true));
+            }
+        }
+    }
+    output(outputs) {
+        for (const o of outputs) {
+            if (o.kind === 'frame')
+                this.deliver(o.frame);
+            else if (o.kind === 'recovered')
+                this.emit('recovered', { room: o.room, epoch: o.epoch, seq: o.seq });
+            else
+                this.emit('reset', { room: o.room, epoch: o.epoch, seq: o.seq, reason: o.reason });
+        }
+    }
+    deliver(f) {
         if (typeof f.action !== 'string')
             return;
         for (const h of this.handlers.get(f.action) ?? [])
-            h(frame);
+            h(f);
+    }
+    /** A gap that stays open is closed by asking for what is missing. */
+    watchGap(room) {
+        const gapMs = this.options.gapMs ?? 3000;
+        if (!this.order.hasGap(room)) {
+            this.clearGapTimer(room);
+            return;
+        }
+        if (gapMs <= 0 || this.gapTimers.has(room))
+            return;
+        this.gapTimers.set(room, setTimeout(() => {
+            this.gapTimers.delete(room);
+            const position = this.order.position(room);
+            if (position && this.order.hasGap(room))
+                this.resume([position]);
+        }, gapMs));
+    }
+    clearGapTimer(room) {
+        const timer = this.gapTimers.get(room);
+        if (timer !== undefined)
+            clearTimeout(timer);
+        this.gapTimers.delete(room);
+    }
+    /** The socket is gone: pending requests fail and gap timers stop (the reconnect resumes). */
+    dropConnection() {
+        for (const timer of this.gapTimers.values())
+            clearTimeout(timer);
+        this.gapTimers.clear();
+        const pending = [...this.pending.values()];
+        this.pending.clear();
+        for (const p of pending) {
+            clearTimeout(p.timer);
+            p.reject(new RequestError('closed', `${p.route}: the connection closed before the answer`, p.route));
+        }
     }
     scheduleReconnect() {
         this.clearRetry();

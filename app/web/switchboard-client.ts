@@ -4,7 +4,10 @@
 
 // ---- message types --------------------------------------------------------
 
-/** A chat line, as every member of the room receives it. */
+/**
+ * A chat line, as every member of the room receives it (the room keeps history, so
+ * the delivered frame also carries `seq` and `epoch`).
+ */
 export interface Chat {
   /** Always `"message"`. */
   action: "message";
@@ -18,6 +21,11 @@ export interface Chat {
   sentAt: number;
   /** The text. */
   text: string;
+}
+
+/** The request id of the client frame this frame answers, when it had one. */
+export interface Correlated {
+  id?: RequestId;
 }
 
 /** `{"action": .., "data": S}` for the benchmark contract; `data` is kept verbatim. */
@@ -143,10 +151,70 @@ export interface Presence {
   username: string;
 }
 
+/** A request id: any client frame may carry one; the route's answer (reply or error frame) carries the same. */
+export type RequestId = string;
+
+/** `{"action":"resume","rooms":[..]}`. */
+export interface ResumeRequest {
+  /** The rooms to resume. */
+  rooms: ResumeRoom[];
+}
+
+/** One room of a `resume`. */
+export interface ResumeRoom {
+  /** The epoch that `since` belongs to; `null` or absent: the client has nothing. */
+  epoch?: string | null;
+  /** The room. */
+  room: string;
+  /** The last `seq` the client has of this room (0: none). */
+  since?: number;
+}
+
+/** `{"action":"resumed","rooms":[..]}`. */
+export interface Resumed {
+  /** Always `"resumed"`. */
+  action: "resumed";
+  /** One entry per room asked for, in order. */
+  rooms: ResumedRoom[];
+}
+
+/** One room of the `resumed` answer. */
+export type ResumedRoom = {
+  /** The room's epoch. */
+  epoch: string;
+  /** Whether every frame after `since` was replayed; `false`: nothing was, reload. */
+  recovered: boolean;
+  /** The room. */
+  room: string;
+  /** The room's latest `seq` (0 if nothing was ever sent). */
+  seq: number;
+} | {
+  /** Why. */
+  error: RoomError;
+  /** The room. */
+  room: string;
+};
+
+/** Why a room of a `resume` was refused. */
+export interface RoomError {
+  /** The code (`forbidden`, `no_history`, or the guard's own). */
+  code: string;
+  /** A human-readable message. */
+  message: string;
+}
+
 /** `{"room": R}`. */
 export interface RoomRequest {
   /** The room. */
   room: string;
+}
+
+/** Added at the top level of every frame sent to a room with history (absent otherwise). */
+export interface RoomStamp {
+  /** The room's history epoch: it changes when the room's history was lost or reset. */
+  epoch?: string;
+  /** The frame's place in its room: per room, gap-free, increasing from 1. */
+  seq?: number;
 }
 
 /** `{"room": R, "text": T}`. */
@@ -182,7 +250,7 @@ export interface RoutePayloads {
   broadcast: Data;
   /** Benchmark contract: replies `{"action":"echo","data":S}` to the sender. */
   echo: Data;
-  /** Joins a room; its members (the caller included) get a `presence` frame. */
+  /** Joins a room (if the app's room guard, `check_room`, lets it: the built-in `resume` asks the same); its members (the caller included) get a `presence` frame. */
   join: RoomRequest;
   /** Leaves a room; the remaining members get a `presence` frame. */
   leave: RoomRequest;
@@ -192,36 +260,43 @@ export interface RoutePayloads {
   ping: Record<string, never>;
   /** Checks an order and puts it on the `orders` queue (the runtime forwards the frame once this returns `Ok`; the reply means "queued"). */
   placeOrder: PlaceOrder;
+  /** Rejoins rooms after a reconnect and replays the frames missed since a `seq`; answers `{"action":"resumed",..}`. */
+  resume: ResumeRequest;
   /** Relays a chat line to everyone in a room (the sender included). */
   sendMessage: SendMessage;
   /** Tells the caller who they are: connection id, identity and rooms. */
   whoami: Record<string, never>;
 }
 
-/** What each route answers (its route response); `undefined`: nothing. */
+/** What each route answers (its route response, with the request `id` if the frame had one); `undefined`: nothing. */
 export interface RouteReplies {
   broadcast: undefined;
-  echo: EchoReply;
-  join: Joined;
-  leave: Left;
-  members: Members;
-  ping: Pong;
-  placeOrder: OrderAccepted;
+  echo: EchoReply & Correlated;
+  join: Joined & Correlated;
+  leave: Left & Correlated;
+  members: Members & Correlated;
+  ping: Pong & Correlated;
+  placeOrder: OrderAccepted & Correlated;
+  resume: Resumed & Correlated;
   sendMessage: undefined;
-  whoami: WhoAmI;
+  whoami: WhoAmI & Correlated;
 }
 
-/** Every message the server sends with a fixed `action`, by action. */
+/**
+ * Every message the server sends with a fixed `action`, by action. Pushed messages
+ * may carry `seq` and `epoch` (sent to a room with history), answers a request `id`.
+ */
 export interface ServerMessages {
-  joined: Joined;
-  presence: Presence;
-  left: Left;
-  members: Members;
-  pong: Pong;
-  orderAccepted: OrderAccepted;
-  message: Chat;
-  whoami: WhoAmI;
-  orderPlaced: OrderPlaced;
+  joined: Joined & Correlated;
+  presence: Presence & RoomStamp;
+  left: Left & Correlated;
+  members: Members & Correlated;
+  pong: Pong & Correlated;
+  orderAccepted: OrderAccepted & Correlated;
+  resumed: Resumed & Correlated;
+  message: Chat & RoomStamp;
+  whoami: WhoAmI & Correlated;
+  orderPlaced: OrderPlaced & RoomStamp;
 }
 
 /** The route keys. */
@@ -229,15 +304,31 @@ export type Route = keyof RoutePayloads;
 /** The actions of server messages. */
 export type Action = keyof ServerMessages;
 /** Any frame the server may send. */
-export type ServerFrame = ServerMessages[Action] | ErrorFrame;
+export type ServerFrame = ServerMessages[Action] | (ErrorFrame & Correlated);
 
 /** Every route key, at run time. */
-export const ROUTES: readonly Route[] = ["broadcast", "echo", "join", "leave", "members", "ping", "placeOrder", "sendMessage", "whoami"];
+export const ROUTES: readonly Route[] = ["broadcast", "echo", "join", "leave", "members", "ping", "placeOrder", "resume", "sendMessage", "whoami"];
 
 // ---- the client -------------------------------------------------------------
 
 /** Where the client is. */
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** A room's place in its history: the last `seq` handed to the app, and its `epoch`. */
+export interface RoomPosition {
+  room: string;
+  epoch: string;
+  seq: number;
+}
+
+/**
+ * Why a room was reset (frames after the last one handed over will not come: reload the
+ * room's state): `resume`: the server answered `recovered: false` (new epoch, or its
+ * history no longer reaches back); `epoch`: a live frame came with a new epoch (the
+ * room's history was lost); `gap`: frames were missing when the gap had to close (the
+ * holding buffer was full, or the `resumed` answer came and they had not).
+ */
+export type ResetReason = 'resume' | 'epoch' | 'gap';
 
 /** What `hook(..)` reports. */
 export interface ClientEvents {
@@ -249,12 +340,18 @@ export interface ClientEvents {
   close: { code: number; reason: string; opened: boolean; willReconnect: boolean };
   /** The next attempt is scheduled at `at` (epoch ms), after `delayMs`. */
   reconnecting: { attempt: number; delayMs: number; at: number };
-  /** An error frame from the server. */
+  /** An error frame from the server (one that no `request(..)` is waiting for). */
   error: ErrorFrame['error'];
   /** Preparing a connection failed (`url` or `protocols` threw). */
   failure: { error: unknown };
-  /** Any frame, before the `on(action)` handlers. */
+  /** Any frame as it arrives, before ordering and before the `on(action)` handlers. */
   frame: ServerFrame;
+  /** `resume` recovered the room: every frame missed was handed over, in order, up to `seq`. */
+  recovered: { room: string; epoch: string; seq: number };
+  /** Frames of the room were lost (see `ResetReason`): reload its state; frames after `seq` follow. */
+  reset: { room: string; epoch: string; seq: number; reason: ResetReason };
+  /** The server refused to resume the room (the app's room check): the client forgets it. */
+  refused: { room: string; error: ErrorFrame['error'] };
 }
 
 /** How to connect. */
@@ -272,6 +369,43 @@ export interface ClientOptions {
   reconnect?: { minMs?: number; maxMs?: number } | false;
   /** The WebSocket constructor (default: the global one). */
   WebSocket?: typeof WebSocket;
+  /** The room of a room frame (one with `seq` and `epoch`); default: its `room` field, else the room whose epoch it carries. */
+  roomOf?: (frame: Record<string, unknown>) => string | undefined;
+  /** How many frames per room are held behind a gap (default 1000); beyond, the gap closes with a `reset`. */
+  maxHeld?: number;
+  /** A gap still open after this many ms asks for the missing frames with `resume` (default 3000); 0: never. */
+  gapMs?: number;
+  /** `request(..)`'s timeout when the call names none (default 10000 ms). */
+  requestTimeoutMs?: number;
+  /**
+   * Runs each time the socket opens, after the `open` hook; the client sends `resume`
+   * when it settles (or after `requestTimeoutMs`). Rejoin rooms here when your `join`
+   * announces the caller: `resume` makes it a member again silently, and a `join` after
+   * it finds the caller already in.
+   */
+  beforeResume?: () => unknown;
+}
+
+/** `request(..)`'s options. */
+export interface RequestOptions {
+  /** Reject with a `timeout` RequestError after this many ms (default: the client's `requestTimeoutMs`). */
+  timeoutMs?: number;
+}
+
+/**
+ * Why a `request(..)` failed: `code` is the error frame's (`frame` is the frame), or
+ * `timeout` (no answer in time), `closed` (the socket closed first) or `not_connected`.
+ */
+export class RequestError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly route: string,
+    readonly frame?: ErrorFrame,
+  ) {
+    super(message);
+    this.name = 'RequestError';
+  }
 }
 
 type Handler<T> = (value: T) => void;
@@ -281,7 +415,160 @@ export type PayloadArg<K extends Route> = {} extends RoutePayloads[K]
   ? [payload?: RoutePayloads[K]]
   : [payload: RoutePayloads[K]];
 
-/** A small typed client: one socket, reconnected until `close()`. */
+/** What `RoomOrder` hands back, in order: frames for the app and room events. */
+export type RoomOutput =
+  | { kind: 'frame'; frame: unknown }
+  | { kind: 'recovered'; room: string; epoch: string; seq: number }
+  | { kind: 'reset'; room: string; epoch: string; seq: number; reason: ResetReason };
+
+/** One room `RoomOrder` follows. */
+interface Followed {
+  epoch: string;
+  /** The last seq handed over. */
+  seq: number;
+  /** Frames that skipped ahead, by seq. */
+  held: Map<number, unknown>;
+}
+
+/**
+ * Exactly once, in order: the room frames (the ones with `seq` and `epoch`) of every room
+ * followed. A duplicate (a `seq` already handed over or held) is dropped; a frame that
+ * skips ahead is held until the gap fills, the `resumed` answer closes it, or more than
+ * `maxHeld` frames wait (then the held frames go out in order and the room is reset).
+ * No I/O and no timers: `SwitchboardClient` feeds it and acts on what it returns.
+ */
+export class RoomOrder {
+  private readonly rooms = new Map<string, Followed>();
+
+  constructor(private readonly maxHeld = 1000) {}
+
+  /** Where each followed room is (what `resume` sends). */
+  positions(): RoomPosition[] {
+    return [...this.rooms].map(([room, f]) => ({ room, epoch: f.epoch, seq: f.seq }));
+  }
+
+  /** Where `room` is, if followed. */
+  position(room: string): RoomPosition | undefined {
+    const f = this.rooms.get(room);
+    return f && { room, epoch: f.epoch, seq: f.seq };
+  }
+
+  /** Stops following `room` (after leaving it): it is not resumed any more. */
+  forget(room: string): void {
+    this.rooms.delete(room);
+  }
+
+  /** Whether `room` has frames held behind a gap. */
+  hasGap(room: string): boolean {
+    return (this.rooms.get(room)?.held.size ?? 0) > 0;
+  }
+
+  /** The followed room whose epoch `epoch` is. */
+  roomOfEpoch(epoch: string): string | undefined {
+    for (const [room, f] of this.rooms) if (f.epoch === epoch) return room;
+    return undefined;
+  }
+
+  /** A room frame arrived: what to hand over now. The first frame of a room starts its position. */
+  accept(room: string, seq: number, epoch: string, frame: unknown): RoomOutput[] {
+    const out: RoomOutput[] = [];
+    let f = this.rooms.get(room);
+    if (!f) {
+      f = { epoch, seq: seq - 1, held: new Map() };
+      this.rooms.set(room, f);
+    } else if (f.epoch !== epoch) {
+      // The room's history was lost and restarted: what we held belongs to the old one.
+      f.held.clear();
+      f.epoch = epoch;
+      f.seq = seq - 1;
+      out.push({ kind: 'reset', room, epoch, seq: f.seq, reason: 'epoch' });
+    }
+    if (seq <= f.seq || f.held.has(seq)) return out;
+    f.held.set(seq, frame);
+    this.drain(f, out);
+    if (f.held.size > this.maxHeld) {
+      this.release(f, Infinity, out);
+      out.push({ kind: 'reset', room, epoch: f.epoch, seq: f.seq, reason: 'gap' });
+    }
+    return out;
+  }
+
+  /**
+   * The `resumed` answer for `room`: its epoch, its last `seq`, and whether the replay
+   * (already accepted, it comes first) recovered everything.
+   */
+  resumed(room: string, epoch: string, seq: number, recovered: boolean): RoomOutput[] {
+    const out: RoomOutput[] = [];
+    let f = this.rooms.get(room);
+    if (!f) {
+      f = { epoch, seq, held: new Map() };
+      this.rooms.set(room, f);
+    }
+    if (!recovered || f.epoch !== epoch) {
+      // Nothing was replayed: the app reloads the room as of `seq`; frames after it follow.
+      for (const s of [...f.held.keys()]) if (s <= seq) f.held.delete(s);
+      f.epoch = epoch;
+      f.seq = Math.max(0, seq);
+      out.push({ kind: 'reset', room, epoch, seq: f.seq, reason: 'resume' });
+      this.drain(f, out);
+      return out;
+    }
+    // Every frame up to `seq` was replayed, so nothing up to it is still coming.
+    const complete = this.release(f, seq, out);
+    this.drain(f, out);
+    out.push(
+      complete
+        ? { kind: 'recovered', room, epoch, seq: f.seq }
+        : { kind: 'reset', room, epoch, seq: f.seq, reason: 'gap' },
+    );
+    return out;
+  }
+
+  /** Hands over the consecutive held frames after the position. */
+  private drain(f: Followed, out: RoomOutput[]): void {
+    while (f.held.has(f.seq + 1)) {
+      const next = f.held.get(f.seq + 1);
+      f.held.delete(f.seq + 1);
+      f.seq++;
+      out.push({ kind: 'frame', frame: next });
+    }
+  }
+
+  /**
+   * Closes the gap up to `upTo`: hands over every held frame up to it in seq order, and
+   * moves the position to `upTo` (or the last frame, for `Infinity`). `true` when no
+   * frame was missing.
+   */
+  private release(f: Followed, upTo: number, out: RoomOutput[]): boolean {
+    const seqs = [...f.held.keys()].filter((s) => s <= upTo).sort((a, b) => a - b);
+    let complete = true;
+    for (const s of seqs) {
+      if (s !== f.seq + 1) complete = false;
+      out.push({ kind: 'frame', frame: f.held.get(s) });
+      f.held.delete(s);
+      f.seq = s;
+    }
+    if (Number.isFinite(upTo) && f.seq < upTo) {
+      complete = false;
+      f.seq = upTo;
+    }
+    return complete;
+  }
+}
+
+/** One `request(..)` waiting for its answer. */
+interface Pending {
+  route: string;
+  resolve: (frame: unknown) => void;
+  reject: (error: RequestError) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * A small typed client: one socket, reconnected until `close()`. Room frames (with
+ * `seq` and `epoch`) reach `on(action)` handlers exactly once and in order, per room;
+ * after every reconnect the client sends `resume` for the rooms it follows.
+ */
 export class SwitchboardClient {
   private ws: WebSocket | null = null;
   private wanted = false;
@@ -291,8 +578,14 @@ export class SwitchboardClient {
   private currentState: ConnectionState = 'idle';
   private readonly handlers = new Map<string, Set<Handler<never>>>();
   private readonly hooks = new Map<string, Set<Handler<never>>>();
+  private readonly order: RoomOrder;
+  private readonly pending = new Map<string, Pending>();
+  private readonly gapTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  private nextId = 0;
 
-  constructor(private readonly options: ClientOptions) {}
+  constructor(private readonly options: ClientOptions) {
+    this.order = new RoomOrder(options.maxHeld ?? 1000);
+  }
 
   /** Where the client is. */
   get state(): ConnectionState {
@@ -302,6 +595,11 @@ export class SwitchboardClient {
   /** Whether frames can be sent now. */
   get connected(): boolean {
     return this.ws !== null && this.ws.readyState === 1;
+  }
+
+  /** Where each room the client follows is in its history (what the next `resume` sends). */
+  get rooms(): RoomPosition[] {
+    return this.order.positions();
   }
 
   /** Connects, and keeps reconnecting after drops until `close()`. */
@@ -325,6 +623,7 @@ export class SwitchboardClient {
     this.wanted = false;
     this.clearRetry();
     this.stopHeartbeat();
+    this.dropConnection();
     const ws = this.ws;
     this.ws = null;
     this.currentState = 'closed';
@@ -344,12 +643,44 @@ export class SwitchboardClient {
     return true;
   }
 
+  /**
+   * Sends a route's frame with a fresh `id` and resolves with the answer carrying that id
+   * (which then skips the `on(action)` handlers); rejects with a `RequestError`: the
+   * error frame's code, `timeout`, `closed` or `not_connected`.
+   */
+  request<K extends Route>(
+    route: K,
+    payload: RoutePayloads[K],
+    options: RequestOptions = {},
+  ): Promise<RouteReplies[K]> {
+    return new Promise<RouteReplies[K]>((resolve, reject) => {
+      if (!this.ws || this.ws.readyState !== 1) {
+        reject(new RequestError('not_connected', `${route}: not connected`, route));
+        return;
+      }
+      const id = `r${++this.nextId}`;
+      const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs ?? 10000;
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new RequestError('timeout', `${route}: no answer within ${timeoutMs} ms`, route));
+      }, timeoutMs);
+      this.pending.set(id, { route, resolve: resolve as (frame: unknown) => void, reject, timer });
+      this.ws.send(JSON.stringify({ ...(payload ?? {}), action: route, id }));
+    });
+  }
+
+  /** Stops following `room` (call it after leaving): it is not resumed after reconnects. */
+  forgetRoom(room: string): void {
+    this.order.forget(room);
+    this.clearGapTimer(room);
+  }
+
   /** Calls `handler` with every server message of `action`; returns the unsubscriber. */
   on<A extends Action>(action: A, handler: Handler<ServerMessages[A]>): () => void {
     return add(this.handlers, action, handler);
   }
 
-  /** Observes the connection (`open`, `close`, `reconnecting`, `error` frames, ...). */
+  /** Observes the connection (`open`, `close`, `reconnecting`, `error` frames, `reset`, ...). */
   hook<E extends keyof ClientEvents>(event: E, handler: Handler<ClientEvents[E]>): () => void {
     return add(this.hooks, event, handler);
   }
@@ -382,7 +713,9 @@ export class SwitchboardClient {
       this.attempt = 0;
       this.currentState = 'open';
       this.startHeartbeat();
+      if (!this.options.beforeResume) this.resume(this.order.positions());
       this.emit('open', { attempt });
+      if (this.options.beforeResume) void this.resumeAfter(ws, this.options.beforeResume);
     };
     ws.onmessage = (ev: MessageEvent) => {
       if (this.ws === ws && typeof ev.data === 'string') this.dispatch(ev.data);
@@ -391,11 +724,35 @@ export class SwitchboardClient {
       if (this.ws !== ws) return;
       this.ws = null;
       this.stopHeartbeat();
+      this.dropConnection();
       const willReconnect = this.wanted && this.options.reconnect !== false;
       this.currentState = willReconnect ? 'reconnecting' : 'closed';
       this.emit('close', { code: ev.code, reason: ev.reason, opened, willReconnect });
       this.scheduleReconnect();
     };
+  }
+
+  /** Sends `resume` once `before` settles (at most `requestTimeoutMs`), if `ws` is still the socket. */
+  private async resumeAfter(ws: WebSocket, before: () => unknown): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const limit = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.options.requestTimeoutMs ?? 10000);
+    });
+    try {
+      await Promise.race([Promise.resolve().then(before), limit]);
+    } catch {
+      // resume anyway: the frames are still wanted
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.ws === ws) this.resume(this.order.positions());
+  }
+
+  /** Asks the server for the frames after each position (and membership again). */
+  private resume(positions: RoomPosition[]): void {
+    if (!positions.length || !this.ws || this.ws.readyState !== 1) return;
+    const rooms = positions.map((p) => ({ room: p.room, since: p.seq, epoch: p.epoch }));
+    this.ws.send(JSON.stringify({ action: 'resume', rooms }));
   }
 
   private dispatch(data: string): void {
@@ -405,15 +762,108 @@ export class SwitchboardClient {
     } catch {
       return;
     }
-    if (!frame || typeof frame !== 'object') return;
-    const f = frame as { action?: unknown; error?: ErrorFrame['error'] };
+    if (!frame || typeof frame !== 'object' || Array.isArray(frame)) return;
+    const f = frame as Record<string, unknown>;
     this.emit('frame', frame as ServerFrame);
+    // A `resumed` answer moves the rooms on even when a `request('resume', ..)` waits for it.
+    if (f.action === 'resumed') this.onResumed(f);
+    if (typeof f.id === 'string' && this.settle(f.id, f)) return;
     if (f.error && typeof f.error === 'object') {
-      this.emit('error', f.error);
+      this.emit('error', f.error as ErrorFrame['error']);
       return;
     }
+    if (typeof f.seq === 'number' && typeof f.epoch === 'string') {
+      const room = this.options.roomOf
+        ? this.options.roomOf(f)
+        : typeof f.room === 'string'
+          ? f.room
+          : this.order.roomOfEpoch(f.epoch);
+      if (room !== undefined) {
+        this.output(this.order.accept(room, f.seq, f.epoch, f));
+        this.watchGap(room);
+        return;
+      }
+    }
+    this.deliver(f);
+  }
+
+  /** Resolves or rejects the request `id` names; `false` when none waits for it. */
+  private settle(id: string, f: Record<string, unknown>): boolean {
+    const p = this.pending.get(id);
+    if (!p) return false;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (f.error && typeof f.error === 'object') {
+      const e = f.error as ErrorFrame['error'];
+      p.reject(new RequestError(e.code, e.message ?? e.code, p.route, f as unknown as ErrorFrame));
+    } else {
+      p.resolve(f);
+    }
+    return true;
+  }
+
+  private onResumed(f: Record<string, unknown>): void {
+    if (!Array.isArray(f.rooms)) return;
+    for (const entry of f.rooms as Record<string, unknown>[]) {
+      if (!entry || typeof entry.room !== 'string') continue;
+      const room = entry.room;
+      this.clearGapTimer(room);
+      if (entry.error && typeof entry.error === 'object') {
+        this.order.forget(room);
+        this.emit('refused', { room, error: entry.error as ErrorFrame['error'] });
+      } else if (typeof entry.epoch === 'string' && typeof entry.seq === 'number') {
+        this.output(this.order.resumed(room, entry.epoch, entry.seq, entry.recovered === true));
+      }
+    }
+  }
+
+  private output(outputs: RoomOutput[]): void {
+    for (const o of outputs) {
+      if (o.kind === 'frame') this.deliver(o.frame as Record<string, unknown>);
+      else if (o.kind === 'recovered') this.emit('recovered', { room: o.room, epoch: o.epoch, seq: o.seq });
+      else this.emit('reset', { room: o.room, epoch: o.epoch, seq: o.seq, reason: o.reason });
+    }
+  }
+
+  private deliver(f: Record<string, unknown>): void {
     if (typeof f.action !== 'string') return;
-    for (const h of this.handlers.get(f.action) ?? []) (h as Handler<unknown>)(frame);
+    for (const h of this.handlers.get(f.action) ?? []) (h as Handler<unknown>)(f);
+  }
+
+  /** A gap that stays open is closed by asking for what is missing. */
+  private watchGap(room: string): void {
+    const gapMs = this.options.gapMs ?? 3000;
+    if (!this.order.hasGap(room)) {
+      this.clearGapTimer(room);
+      return;
+    }
+    if (gapMs <= 0 || this.gapTimers.has(room)) return;
+    this.gapTimers.set(
+      room,
+      setTimeout(() => {
+        this.gapTimers.delete(room);
+        const position = this.order.position(room);
+        if (position && this.order.hasGap(room)) this.resume([position]);
+      }, gapMs),
+    );
+  }
+
+  private clearGapTimer(room: string): void {
+    const timer = this.gapTimers.get(room);
+    if (timer !== undefined) clearTimeout(timer);
+    this.gapTimers.delete(room);
+  }
+
+  /** The socket is gone: pending requests fail and gap timers stop (the reconnect resumes). */
+  private dropConnection(): void {
+    for (const timer of this.gapTimers.values()) clearTimeout(timer);
+    this.gapTimers.clear();
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) {
+      clearTimeout(p.timer);
+      p.reject(new RequestError('closed', `${p.route}: the connection closed before the answer`, p.route));
+    }
   }
 
   private scheduleReconnect(): void {

@@ -235,18 +235,18 @@ impl DynamoStore {
                 Err(e) if e.code() == Some("ResourceInUseException") => {}
                 Err(e) => return Err(sdk_error("create_tables", e)),
             }
-            self.wait_active(table).await?;
-            self.enable_ttl(table).await?;
+            Self::wait_active(&self.client, table).await?;
+            Self::enable_ttl(&self.client, table).await?;
         }
         Ok(())
     }
 
-    async fn wait_active(&self, table: &str) -> Result<(), StoreError> {
+    /// Waits (bounded) for `table` to be active.
+    pub(crate) async fn wait_active(client: &Client, table: &str) -> Result<(), StoreError> {
         const OP: &str = "create_tables";
         let deadline = tokio::time::Instant::now() + CREATE_WAIT;
         loop {
-            let out = self
-                .client
+            let out = client
                 .describe_table()
                 .table_name(table)
                 .send()
@@ -268,10 +268,10 @@ impl DynamoStore {
         }
     }
 
-    async fn enable_ttl(&self, table: &str) -> Result<(), StoreError> {
+    /// Enables TTL on `expires` for `table`, unless it is on already.
+    pub(crate) async fn enable_ttl(client: &Client, table: &str) -> Result<(), StoreError> {
         const OP: &str = "create_tables";
-        let current = self
-            .client
+        let current = client
             .describe_time_to_live()
             .table_name(table)
             .send()
@@ -291,7 +291,7 @@ impl DynamoStore {
             .attribute_name(attr::EXPIRES)
             .build()
             .map_err(|e| build_error(&e))?;
-        self.client
+        client
             .update_time_to_live()
             .table_name(table)
             .time_to_live_specification(spec)
@@ -759,7 +759,7 @@ impl ConnectionStore for DynamoStore {
 }
 
 /// Whether a raw response is a 5xx.
-trait ServerError {
+pub(crate) trait ServerError {
     fn is_server_error(&self) -> bool;
 }
 
@@ -780,7 +780,7 @@ impl ServerError for () {
 /// (connection refused or reset, timeouts, an unreadable response) or a 5xx, after the
 /// SDK's retries, to [`StoreError::Unavailable`]; the rest to [`StoreError::Backend`],
 /// each with the error and its causes.
-fn sdk_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
+pub(crate) fn sdk_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: fmt::Debug + ServerError,
@@ -810,7 +810,7 @@ where
     }
 }
 
-fn build_error(err: &aws_sdk_dynamodb::error::BuildError) -> StoreError {
+pub(crate) fn build_error(err: &aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Backend {
         operation: "create_tables",
         message: DisplayErrorContext(err).to_string(),
@@ -835,7 +835,7 @@ fn non_empty(operation: &'static str, name: &str, value: &str) -> Result<(), Sto
     Ok(())
 }
 
-fn attribute(name: &str) -> Result<AttributeDefinition, StoreError> {
+pub(crate) fn attribute(name: &str) -> Result<AttributeDefinition, StoreError> {
     AttributeDefinition::builder()
         .attribute_name(name)
         .attribute_type(ScalarAttributeType::S)
@@ -843,7 +843,7 @@ fn attribute(name: &str) -> Result<AttributeDefinition, StoreError> {
         .map_err(|e| build_error(&e))
 }
 
-fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, StoreError> {
+pub(crate) fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, StoreError> {
     KeySchemaElement::builder()
         .attribute_name(name)
         .key_type(key_type)
@@ -857,15 +857,15 @@ fn projection_all() -> Projection {
         .build()
 }
 
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn n(value: i64) -> AttributeValue {
+pub(crate) fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 

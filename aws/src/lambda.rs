@@ -29,6 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::connections::ManagementApi;
 use crate::dynamodb::{DynamoStore, TableNames};
+use crate::history::{DynamoHistory, Unconfigured};
 use crate::http::HttpService;
 use crate::jwt::JwtAuthorizer;
 use crate::{AwsSettings, ConfigError, env, required};
@@ -147,6 +148,8 @@ pub struct RouteConfig {
     pub dynamodb_endpoint: Option<String>,
     /// The `@connections` endpoint, when the event's domain is not the execute-api one.
     pub management_endpoint: Option<String>,
+    /// The room history table, on the functions the deploy program granted it to.
+    pub history_table: Option<String>,
 }
 
 impl RouteConfig {
@@ -163,6 +166,7 @@ impl RouteConfig {
                 tables: TableNames { connections, rooms },
                 dynamodb_endpoint: optional(env::DYNAMODB_ENDPOINT),
                 management_endpoint: optional(env::MANAGEMENT_ENDPOINT),
+                history_table: optional(env::HISTORY_TABLE),
             }),
             _ => Err(ConfigError { problems }),
         }
@@ -170,6 +174,24 @@ impl RouteConfig {
 }
 
 impl RouteConfig {
+    /// Points `app`'s room history (if it keeps any) at the history table, or, on a
+    /// function the deploy program gave no table, at a store that refuses with the
+    /// reason: never at an in-memory history, which each Lambda instance would number
+    /// on its own.
+    pub fn wire_history(&self, app: &mut AppSpec) {
+        if app.history.is_empty() {
+            return;
+        }
+        let settings = self
+            .aws
+            .clone()
+            .with_endpoint(self.dynamodb_endpoint.clone());
+        app.history_store = Some(match &self.history_table {
+            Some(table) => Arc::new(DynamoHistory::from_settings(&settings, table.clone())),
+            None => Arc::new(Unconfigured),
+        });
+    }
+
     /// The DynamoDB connection store this configuration names.
     pub fn store(&self) -> DynamoStore {
         DynamoStore::from_settings(
@@ -270,6 +292,7 @@ async fn start_route(
     });
     let mut app = app.clone();
     app.store = Some(Arc::new(config.store()));
+    config.wire_history(&mut app);
     let queues = registry
         .get(key)
         .map(|r| r.def.options.send_queues())
@@ -295,6 +318,7 @@ async fn start_queue(app: &AppSpec, queue: &'static str) -> Result<(), LambdaErr
     let api = Arc::new(ManagementApi::new(&config.aws, endpoint));
     let mut app = app.clone();
     app.store = Some(Arc::new(config.store()));
+    config.wire_history(&mut app);
     let services = app.services(api)?;
     let Some(consumer) = services
         .registry
@@ -324,6 +348,7 @@ async fn start_http(app: &AppSpec) -> Result<(), LambdaError> {
     }
     let mut app = app.clone();
     app.store = Some(Arc::new(config.store()));
+    config.wire_history(&mut app);
     match HttpService::for_app(&app, api)? {
         Some(service) => serve_http(service).await,
         None => Err(LambdaError::UnknownRole {

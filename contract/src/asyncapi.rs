@@ -19,11 +19,41 @@ use switchboard_core::contract::{
     RouteContract, SCHEMA_PATH, ServerMessage, ServiceContract, error_frame_schema, object,
 };
 
+use crate::protocol::{self, CORRELATED, ID_FIELD, REQUEST_ID, ROOM_STAMP};
+
 /// The channel every message travels on.
 pub const CHANNEL: &str = "ws";
 
 /// The error frame's message and schema name.
 pub const ERROR_FRAME: &str = "ErrorFrame";
+
+/// The correlation id (`components.correlationIds`) of requests and their answers.
+pub const REQUEST_CORRELATION: &str = "requestId";
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#{SCHEMA_PATH}/{name}")})
+}
+
+fn correlation_ref() -> Value {
+    json!({"$ref": format!("#/components/correlationIds/{REQUEST_CORRELATION}")})
+}
+
+/// A message payload with the protocol's fields: `seq` / `epoch` on pushed messages
+/// (room frames), `id` on answers.
+fn stamped(payload: Value, pushed: bool, answer: bool) -> Value {
+    let mut parts = vec![payload];
+    if pushed {
+        parts.push(schema_ref(ROOM_STAMP));
+    }
+    if answer {
+        parts.push(schema_ref(CORRELATED));
+    }
+    if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        json!({ "allOf": parts })
+    }
+}
 
 /// The name of a route's message: `{key}Request`, made safe for component keys.
 pub fn route_message_name(key: &str) -> String {
@@ -51,11 +81,15 @@ fn channel_ref() -> Value {
     json!({"$ref": format!("#/channels/{CHANNEL}")})
 }
 
-/// The schema of a route's frame: `action` fixed to the key, plus the payload's fields.
+/// The schema of a route's frame: `action` fixed to the key, an optional request `id`,
+/// plus the payload's fields.
 pub fn route_frame_schema(route: &RouteContract) -> Value {
     let action = json!({
         "type": "object",
-        "properties": {"action": {"type": "string", "const": route.key}},
+        "properties": {
+            "action": {"type": "string", "const": route.key},
+            ID_FIELD: schema_ref(REQUEST_ID),
+        },
         "required": ["action"]
     });
     match &route.payload {
@@ -90,6 +124,7 @@ impl Parts {
             "title": format!("`{}` frame", route.key),
             "contentType": "application/json",
             "payload": route_frame_schema(route),
+            "correlationId": correlation_ref(),
         });
         if !route.doc.is_empty() {
             message["summary"] = json!(first_line(&route.doc));
@@ -125,15 +160,18 @@ impl Parts {
 
     /// A message the service sends (a reply or a push); a pushed one gets a `send`
     /// operation.
-    fn server_message(&mut self, m: &ServerMessage) {
+    fn server_message(&mut self, m: &ServerMessage, answer: bool) {
         let name = sanitize(&m.name);
         let mut message = json!({
             "name": m.action.clone().unwrap_or_else(|| m.name.clone()),
             "title": m.name,
             "contentType": "application/json",
-            "payload": m.shape.to_schema(),
+            "payload": stamped(m.shape.to_schema(), m.pushed, answer),
             "x-switchboard-senders": m.senders,
         });
+        if answer {
+            message["correlationId"] = correlation_ref();
+        }
         if m.action.is_none() {
             message["description"] =
                 json!("The schema fixes no `action` (no `const`): clients cannot dispatch on it.");
@@ -161,7 +199,8 @@ impl Parts {
                 "name": "error",
                 "title": "Error frame",
                 "contentType": "application/json",
-                "payload": {"$ref": format!("#{SCHEMA_PATH}/{ERROR_FRAME}")},
+                "payload": stamped(schema_ref(ERROR_FRAME), false, true),
+                "correlationId": correlation_ref(),
             }),
         );
     }
@@ -169,12 +208,14 @@ impl Parts {
 
 /// The document.
 pub fn document(contract: &ServiceContract) -> Value {
+    let contract = &protocol::complete(contract);
     let mut parts = Parts::default();
     for route in &contract.routes {
         parts.route(contract, route);
     }
-    for m in &contract.messages {
-        parts.server_message(m);
+    let answers = protocol::replies(contract);
+    for (i, m) in contract.messages.iter().enumerate() {
+        parts.server_message(m, answers.contains(&i));
     }
     parts.error_frame();
     let Parts {
@@ -200,7 +241,7 @@ pub fn document(contract: &ServiceContract) -> Value {
             "title": contract.app,
             "version": contract.version,
             "description": format!(
-                "The `{}` service's WebSocket API (API Gateway v2). Every client frame is JSON whose `action` (route selection `{}`) picks the route; route responses and error frames come back on the same socket, pushed messages at any time. `{{\"action\":\"ping\"}}` answers `{{\"action\":\"pong\"}}`.",
+                "The `{}` service's WebSocket API (API Gateway v2). Every client frame is JSON whose `action` (route selection `{}`) picks the route; route responses and error frames come back on the same socket, pushed messages at any time. `{{\"action\":\"ping\"}}` answers `{{\"action\":\"pong\"}}`. A frame may carry a request `id` (1-64 characters), which its answer repeats. Frames sent to a room with history carry `seq` (per room, gap-free from 1) and `epoch`; after a reconnect the built-in `resume` rejoins rooms and replays what was missed, then answers `resumed`.",
                 contract.app, contract.selection
             ),
         },
@@ -241,6 +282,12 @@ pub fn document(contract: &ServiceContract) -> Value {
         "components": {
             "schemas": object(schemas),
             "messages": object(messages),
+            "correlationIds": {
+                REQUEST_CORRELATION: {
+                    "description": "A client frame's request id, repeated by its route's answer (reply or error frame).",
+                    "location": format!("$message.payload#/{ID_FIELD}"),
+                }
+            },
             "securitySchemes": {
                 "tokenQuery": {
                     "type": "httpApiKey",
@@ -376,6 +423,65 @@ mod tests {
         assert_eq!(
             doc["components"]["securitySchemes"]["tokenQuery"]["in"],
             "query"
+        );
+    }
+
+    #[test]
+    fn the_document_has_resume_request_ids_and_room_stamps() {
+        let doc = document(&crate::protocol::sample_with_resume());
+        // `resume`: received, answered by `resumed` or an error frame.
+        let resume = &doc["operations"]["resume"];
+        assert_eq!(resume["action"], "receive");
+        assert_eq!(resume["x-switchboard-builtin"], true);
+        assert_eq!(
+            resume["reply"]["messages"][0]["$ref"],
+            "#/channels/ws/messages/Resumed"
+        );
+        let payload = &doc["components"]["messages"]["resumeRequest"]["payload"];
+        assert_eq!(
+            payload["allOf"][0]["properties"]["action"]["const"],
+            "resume"
+        );
+        assert_eq!(
+            payload["allOf"][1]["$ref"],
+            "#/components/schemas/ResumeRequest"
+        );
+        let schemas = &doc["components"]["schemas"];
+        // Room frames: `seq` and `epoch` on pushed messages.
+        assert_eq!(schemas["RoomStamp"]["properties"]["seq"]["type"], "integer");
+        assert_eq!(
+            schemas["RoomStamp"]["properties"]["epoch"]["type"],
+            "string"
+        );
+        assert_eq!(
+            doc["components"]["messages"]["Presence"]["payload"]["allOf"][1]["$ref"],
+            "#/components/schemas/RoomStamp"
+        );
+        // Request ids: on every route frame, on answers and error frames, correlated.
+        assert_eq!(schemas["RequestId"]["maxLength"], 64);
+        assert_eq!(
+            doc["components"]["messages"]["joinRequest"]["payload"]["allOf"][0]["properties"]["id"]
+                ["$ref"],
+            "#/components/schemas/RequestId"
+        );
+        let correlation = "#/components/correlationIds/requestId";
+        for message in ["joinRequest", "Joined", "ErrorFrame", "Pong", "Resumed"] {
+            assert_eq!(
+                doc["components"]["messages"][message]["correlationId"]["$ref"], correlation,
+                "{message}"
+            );
+        }
+        assert!(
+            doc["components"]["messages"]["Presence"]["correlationId"].is_null(),
+            "pushes answer no request"
+        );
+        assert_eq!(
+            doc["components"]["correlationIds"]["requestId"]["location"],
+            "$message.payload#/id"
+        );
+        assert_eq!(
+            doc["components"]["messages"]["ErrorFrame"]["payload"]["allOf"][1]["$ref"],
+            "#/components/schemas/Correlated"
         );
     }
 

@@ -4,12 +4,16 @@
 //! - the message types, converted from the same JSON Schemas as the AsyncAPI document
 //!   (objects, optional fields, arrays, maps, enums, `const`, nullable, unions, `$ref`s);
 //! - `RoutePayloads` / `RouteReplies` (per route key) and `ServerMessages` (per `action`);
-//! - `SwitchboardClient`: `connect`, `send(route, payload)` typed per route,
-//!   `on(action, handler)` typed per message, error frames, a `ping` keep-alive, and
-//!   reconnection with exponential backoff and jitter, observable through `hook(..)`.
-//!
-//! The runtime does not echo a request id, so replies are not correlated to requests:
-//! a route response arrives through `on(<its action>)` like any other frame.
+//! - `SwitchboardClient` (in `client.ts`): `connect`, `send(route, payload)` typed per
+//!   route, `on(action, handler)` typed per message, error frames, a `ping` keep-alive,
+//!   and reconnection with exponential backoff and jitter, observable through `hook(..)`;
+//! - room history ([`protocol`]): `RoomOrder` hands the app each room frame (one with
+//!   `seq` and `epoch`) exactly once and in `seq` order, holding frames behind a gap; the
+//!   client sends `resume` for the rooms it follows after every reconnect and reports
+//!   `recovered` / `reset` / `refused` per room;
+//! - `request(route, payload, {timeoutMs})`: a promise of the answer carrying the same
+//!   request `id` (rejected with a `RequestError` for an error frame, a timeout, or a
+//!   close). Frames with no waiting request arrive through `on(<action>)` as before.
 //!
 //! [`App::client_ts`]: https://docs.rs/switchboard
 
@@ -19,6 +23,8 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use switchboard_core::contract::{ServiceContract, Shape, error_frame_schema};
+
+use crate::protocol;
 
 /// A TypeScript identifier from a schema name (`Foo_for_Bar` stays, `a.b` -> `a_b`).
 pub fn ident(name: &str) -> String {
@@ -307,6 +313,7 @@ fn shape_type(shape: &Shape) -> String {
 
 /// The whole module.
 pub fn module(contract: &ServiceContract, command: &str) -> String {
+    let contract = &protocol::complete(contract);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -352,14 +359,18 @@ pub fn module(contract: &ServiceContract, command: &str) -> String {
         let _ = writeln!(out, "  {}: {payload};", prop_name(route.key));
     }
     out.push_str("}\n\n");
-    out.push_str("/** What each route answers (its route response); `undefined`: nothing. */\nexport interface RouteReplies {\n");
+    out.push_str("/** What each route answers (its route response, with the request `id` if the frame had one); `undefined`: nothing. */\nexport interface RouteReplies {\n");
     for route in &contract.routes {
         let reply = match route.reply {
             None => "undefined".to_owned(),
             Some(i) => {
-                let t = ident(&contract.messages[i].name);
+                let t = format!(
+                    "{} & {}",
+                    ident(&contract.messages[i].name),
+                    protocol::CORRELATED
+                );
                 if route.reply_optional {
-                    format!("{t} | undefined")
+                    format!("({t}) | undefined")
                 } else {
                     t
                 }
@@ -368,16 +379,33 @@ pub fn module(contract: &ServiceContract, command: &str) -> String {
         let _ = writeln!(out, "  {}: {reply};", prop_name(route.key));
     }
     out.push_str("}\n\n");
-    out.push_str("/** Every message the server sends with a fixed `action`, by action. */\nexport interface ServerMessages {\n");
+    out.push_str(
+        "/**\n * Every message the server sends with a fixed `action`, by action. Pushed messages\n \
+         * may carry `seq` and `epoch` (sent to a room with history), answers a request `id`.\n */\n\
+         export interface ServerMessages {\n",
+    );
+    let replies = protocol::replies(contract);
     for (action, m) in contract.by_action() {
-        let _ = writeln!(out, "  {}: {};", prop_name(action), ident(&m.name));
+        let mut t = ident(&m.name);
+        if m.pushed {
+            let _ = write!(t, " & {}", protocol::ROOM_STAMP);
+        }
+        let index = contract.messages.iter().position(|x| std::ptr::eq(x, m));
+        if index.is_some_and(|i| replies.contains(&i)) {
+            let _ = write!(t, " & {}", protocol::CORRELATED);
+        }
+        let _ = writeln!(out, "  {}: {t};", prop_name(action));
     }
     out.push_str("}\n\n");
     out.push_str("/** The route keys. */\nexport type Route = keyof RoutePayloads;\n");
     out.push_str(
         "/** The actions of server messages. */\nexport type Action = keyof ServerMessages;\n",
     );
-    out.push_str("/** Any frame the server may send. */\nexport type ServerFrame = ServerMessages[Action] | ErrorFrame;\n\n");
+    let _ = writeln!(
+        out,
+        "/** Any frame the server may send. */\nexport type ServerFrame = ServerMessages[Action] | (ErrorFrame & {});\n",
+        protocol::CORRELATED
+    );
     let _ = writeln!(
         out,
         "/** Every route key, at run time. */\nexport const ROUTES: readonly Route[] = [{}];\n",
@@ -392,243 +420,9 @@ pub fn module(contract: &ServiceContract, command: &str) -> String {
     out
 }
 
-/// The client class: the same for every service; only the types above differ.
-const CLIENT: &str = r#"// ---- the client -------------------------------------------------------------
-
-/** Where the client is. */
-export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
-
-/** What `hook(..)` reports. */
-export interface ClientEvents {
-  /** A connection attempt starts (`attempt` 0 is the first since the last open). */
-  connecting: { attempt: number };
-  /** The socket is open. */
-  open: { attempt: number };
-  /** The socket closed; `opened`: whether it had opened (else the upgrade failed). */
-  close: { code: number; reason: string; opened: boolean; willReconnect: boolean };
-  /** The next attempt is scheduled at `at` (epoch ms), after `delayMs`. */
-  reconnecting: { attempt: number; delayMs: number; at: number };
-  /** An error frame from the server. */
-  error: ErrorFrame['error'];
-  /** Preparing a connection failed (`url` or `protocols` threw). */
-  failure: { error: unknown };
-  /** Any frame, before the `on(action)` handlers. */
-  frame: ServerFrame;
-}
-
-/** How to connect. */
-export interface ClientOptions {
-  /** The WebSocket URL, e.g. `wss://host/ws`, or a function asked on every attempt. */
-  url: string | (() => string);
-  /**
-   * Subprotocols to offer, asked on every attempt: with the JWT authorizer,
-   * `['switchboard', idToken]` (browsers cannot set an Authorization header).
-   */
-  protocols?: () => string[] | Promise<string[]>;
-  /** `ping` every this many ms while open (default 40000: CloudFront drops idle sockets after 60 s); 0: never. */
-  heartbeatMs?: number;
-  /** Reconnect with exponential backoff and jitter (default 1 s doubling up to 30 s); `false`: never. */
-  reconnect?: { minMs?: number; maxMs?: number } | false;
-  /** The WebSocket constructor (default: the global one). */
-  WebSocket?: typeof WebSocket;
-}
-
-type Handler<T> = (value: T) => void;
-
-/** `send`'s payload argument: optional when the route takes no required field. */
-export type PayloadArg<K extends Route> = {} extends RoutePayloads[K]
-  ? [payload?: RoutePayloads[K]]
-  : [payload: RoutePayloads[K]];
-
-/** A small typed client: one socket, reconnected until `close()`. */
-export class SwitchboardClient {
-  private ws: WebSocket | null = null;
-  private wanted = false;
-  private attempt = 0;
-  private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private heartbeat: ReturnType<typeof setInterval> | undefined;
-  private currentState: ConnectionState = 'idle';
-  private readonly handlers = new Map<string, Set<Handler<never>>>();
-  private readonly hooks = new Map<string, Set<Handler<never>>>();
-
-  constructor(private readonly options: ClientOptions) {}
-
-  /** Where the client is. */
-  get state(): ConnectionState {
-    return this.currentState;
-  }
-
-  /** Whether frames can be sent now. */
-  get connected(): boolean {
-    return this.ws !== null && this.ws.readyState === 1;
-  }
-
-  /** Connects, and keeps reconnecting after drops until `close()`. */
-  connect(): void {
-    this.wanted = true;
-    if (this.ws || this.currentState === 'connecting') return;
-    this.clearRetry();
-    void this.open();
-  }
-
-  /** Skips the backoff wait (e.g. when the browser comes back online). */
-  reconnectNow(): void {
-    if (this.wanted && !this.ws && this.retryTimer !== undefined) {
-      this.clearRetry();
-      void this.open();
-    }
-  }
-
-  /** Closes the socket and stops reconnecting. */
-  close(code = 1000, reason = ''): void {
-    this.wanted = false;
-    this.clearRetry();
-    this.stopHeartbeat();
-    const ws = this.ws;
-    this.ws = null;
-    this.currentState = 'closed';
-    if (ws) {
-      try {
-        ws.close(code, reason);
-      } catch {
-        // already closing
-      }
-    }
-  }
-
-  /** Sends a route's frame; `false` when not connected (nothing is queued). */
-  send<K extends Route>(route: K, ...payload: PayloadArg<K>): boolean {
-    if (!this.ws || this.ws.readyState !== 1) return false;
-    this.ws.send(JSON.stringify({ ...(payload[0] ?? {}), action: route }));
-    return true;
-  }
-
-  /** Calls `handler` with every server message of `action`; returns the unsubscriber. */
-  on<A extends Action>(action: A, handler: Handler<ServerMessages[A]>): () => void {
-    return add(this.handlers, action, handler);
-  }
-
-  /** Observes the connection (`open`, `close`, `reconnecting`, `error` frames, ...). */
-  hook<E extends keyof ClientEvents>(event: E, handler: Handler<ClientEvents[E]>): () => void {
-    return add(this.hooks, event, handler);
-  }
-
-  private emit<E extends keyof ClientEvents>(event: E, value: ClientEvents[E]): void {
-    for (const h of this.hooks.get(event) ?? []) (h as Handler<ClientEvents[E]>)(value);
-  }
-
-  private async open(): Promise<void> {
-    this.currentState = 'connecting';
-    this.emit('connecting', { attempt: this.attempt });
-    let ws: WebSocket;
-    try {
-      const url = typeof this.options.url === 'function' ? this.options.url() : this.options.url;
-      const protocols = this.options.protocols ? await this.options.protocols() : undefined;
-      if (!this.wanted) return;
-      const Ctor = this.options.WebSocket ?? WebSocket;
-      ws = protocols && protocols.length ? new Ctor(url, protocols) : new Ctor(url);
-    } catch (error) {
-      this.emit('failure', { error });
-      this.scheduleReconnect();
-      return;
-    }
-    this.ws = ws;
-    let opened = false;
-    ws.onopen = () => {
-      if (this.ws !== ws) return;
-      opened = true;
-      const attempt = this.attempt;
-      this.attempt = 0;
-      this.currentState = 'open';
-      this.startHeartbeat();
-      this.emit('open', { attempt });
-    };
-    ws.onmessage = (ev: MessageEvent) => {
-      if (this.ws === ws && typeof ev.data === 'string') this.dispatch(ev.data);
-    };
-    ws.onclose = (ev: CloseEvent) => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      this.stopHeartbeat();
-      const willReconnect = this.wanted && this.options.reconnect !== false;
-      this.currentState = willReconnect ? 'reconnecting' : 'closed';
-      this.emit('close', { code: ev.code, reason: ev.reason, opened, willReconnect });
-      this.scheduleReconnect();
-    };
-  }
-
-  private dispatch(data: string): void {
-    let frame: unknown;
-    try {
-      frame = JSON.parse(data);
-    } catch {
-      return;
-    }
-    if (!frame || typeof frame !== 'object') return;
-    const f = frame as { action?: unknown; error?: ErrorFrame['error'] };
-    this.emit('frame', frame as ServerFrame);
-    if (f.error && typeof f.error === 'object') {
-      this.emit('error', f.error);
-      return;
-    }
-    if (typeof f.action !== 'string') return;
-    for (const h of this.handlers.get(f.action) ?? []) (h as Handler<unknown>)(frame);
-  }
-
-  private scheduleReconnect(): void {
-    this.clearRetry();
-    const policy = this.options.reconnect;
-    if (!this.wanted || policy === false) {
-      this.currentState = 'closed';
-      return;
-    }
-    const min = policy?.minMs ?? 1000;
-    const max = policy?.maxMs ?? 30000;
-    const base = Math.min(max, min * Math.pow(2, Math.min(this.attempt, 10)));
-    const delayMs = Math.min(max, Math.round(base * (0.75 + Math.random() * 0.5)));
-    this.attempt++;
-    this.currentState = 'reconnecting';
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      void this.open();
-    }, delayMs);
-    this.emit('reconnecting', { attempt: this.attempt, delayMs, at: Date.now() + delayMs });
-  }
-
-  private clearRetry(): void {
-    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-  }
-
-  private startHeartbeat(): void {
-    this.stopHeartbeat();
-    const every = this.options.heartbeatMs ?? 40000;
-    if (every > 0) {
-      this.heartbeat = setInterval(() => {
-        if (this.ws && this.ws.readyState === 1) this.ws.send('{"action":"ping"}');
-      }, every);
-    }
-  }
-
-  private stopHeartbeat(): void {
-    if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
-    this.heartbeat = undefined;
-  }
-}
-
-function add<T>(map: Map<string, Set<Handler<never>>>, key: string, handler: Handler<T>): () => void {
-  let set = map.get(key);
-  if (!set) {
-    set = new Set();
-    map.set(key, set);
-  }
-  const h = handler as Handler<never>;
-  set.add(h);
-  return () => {
-    set.delete(h);
-  };
-}
-"#;
+/// The client class: the same for every service; only the types above differ. It lives
+/// in `client.ts` (appended verbatim after the types, which it refers to).
+const CLIENT: &str = include_str!("client.ts");
 
 #[cfg(test)]
 mod tests {
@@ -771,7 +565,7 @@ mod tests {
 
     #[test]
     fn the_module_lists_routes_replies_and_messages() {
-        let contract = switchboard_core::contract::sample::sample();
+        let contract = crate::protocol::sample_with_resume();
         let ts = module(&contract, "app client-ts");
         assert!(
             ts.contains("export interface RoomRequest {\n  room: string;\n}"),
@@ -781,19 +575,39 @@ mod tests {
         assert!(ts.contains("  join: RoomRequest;\n"), "{ts}");
         assert!(ts.contains("  ping: Record<string, never>;\n"), "{ts}");
         assert!(ts.contains("  legacy: Record<string, unknown>;\n"), "{ts}");
-        assert!(ts.contains("  join: Joined;\n"), "{ts}");
+        assert!(ts.contains("  join: Joined & Correlated;\n"), "{ts}");
         assert!(ts.contains("  legacy: undefined;\n"), "{ts}");
+        // Answers may carry the request id, pushed (room) frames `seq` and `epoch`.
         assert!(
-            ts.contains("  joined: Joined;\n  presence: Presence;\n  pong: Pong;\n"),
+            ts.contains(
+                "  joined: Joined & Correlated;\n  presence: Presence & RoomStamp;\n  pong: Pong & Correlated;\n"
+            ),
             "{ts}"
         );
         assert!(
             ts.contains(
-                "export const ROUTES: readonly Route[] = [\"join\", \"legacy\", \"ping\"];"
+                "export type ServerFrame = ServerMessages[Action] | (ErrorFrame & Correlated);"
             ),
             "{ts}"
         );
+        // The built-in `resume` and its answer, whatever the registry says.
+        assert!(
+            ts.contains(
+                "export const ROUTES: readonly Route[] = [\"join\", \"legacy\", \"ping\", \"resume\"];"
+            ),
+            "{ts}"
+        );
+        assert!(ts.contains("  resume: ResumeRequest;\n"), "{ts}");
+        assert!(ts.contains("  resume: Resumed & Correlated;\n"), "{ts}");
+        assert!(ts.contains("  resumed: Resumed & Correlated;\n"), "{ts}");
+        assert!(ts.contains("export interface RoomStamp {\n"), "{ts}");
+        assert!(ts.contains("  seq?: number;\n"), "{ts}");
+        assert!(ts.contains("  epoch?: string;\n"), "{ts}");
+        assert!(ts.contains("  id?: RequestId;\n"), "{ts}");
+        assert!(ts.contains("export type RequestId = string;\n"), "{ts}");
         assert!(ts.contains("export class SwitchboardClient"), "{ts}");
+        assert!(ts.contains("export class RoomOrder"), "{ts}");
+        assert!(ts.contains("  request<K extends Route>("), "{ts}");
         assert!(ts.starts_with(
             "// The `chat` service's TypeScript client. Generated by `app client-ts`"
         ));

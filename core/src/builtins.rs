@@ -3,6 +3,7 @@
 //! registering the same key.
 
 use crate::context::Ctx;
+use crate::extract::Json;
 use crate::handler::{BoxedHandler, erase};
 use crate::registry::{RouteDef, RouteKind, RouteOptions, SourceLocation};
 use crate::response::{Frame, WsError};
@@ -41,6 +42,24 @@ async fn default_route(ctx: Ctx) -> WsError {
 }
 
 async fn bookkeeping_only() {}
+
+/// `resume`: rejoin rooms and replay what was missed (see [`crate::rooms`]).
+async fn resume(ctx: Ctx, Json(req): Json<crate::rooms::ResumeRequest>) -> Result<Frame, WsError> {
+    crate::rooms::resume(ctx, req).await
+}
+
+fn make_resume() -> BoxedHandler {
+    erase(resume)
+}
+
+/// The built-in `resume`, registered when the app keeps room history.
+pub(crate) const RESUME: RouteDef = def(
+    crate::names::history::RESUME_ROUTE,
+    RouteKind::Custom,
+    "resume",
+    "Rejoins rooms after a reconnect and replays the frames missed since a `seq`; answers `{\"action\":\"resumed\",..}`.",
+    make_resume,
+);
 
 fn make_ping() -> BoxedHandler {
     erase(ping)

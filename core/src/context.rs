@@ -11,6 +11,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::backend::history::{STAMP_OVERHEAD_BYTES, object_of};
 use crate::backend::{
     ConnectionRecord, MAX_MESSAGE_BYTES, Member, PostError, RoomSummary, StoreError,
 };
@@ -175,8 +176,15 @@ impl Ctx {
         }
     }
 
-    /// Adds the caller to a room. `false` if it was already in it.
+    /// Adds the caller to a room, if the app's [`RoomGuard`](crate::rooms::RoomGuard)
+    /// (`App::room_guard`) lets it: the same check the built-in `resume` runs. `false`
+    /// if it was already in it.
     pub async fn join(&self, room: &str) -> Result<bool, WsError> {
+        if let Some(guard) = &self.services().room_guard {
+            guard
+                .check(self.identity(), self.connection_id(), room)
+                .await?;
+        }
         let member = Member {
             connection_id: self.connection_id().to_owned(),
             username: self.identity().username().to_owned(),
@@ -471,6 +479,13 @@ impl<'a> Target<'a> {
 
     /// Sends a prepared frame to every recipient.
     ///
+    /// To a room with history (`App::history`) the frame must be a JSON object: it is
+    /// stored with `"seq"` and `"epoch"` added at the top level and delivered so;
+    /// anything else is refused with a `not_an_object` error (nothing sent or stored).
+    /// The frame is stored before the members are looked up, so a connection that
+    /// joined (or resumed) before the lookup gets it live and one that joined later
+    /// finds it in the history.
+    ///
     /// Sends run with bounded concurrency; a gone recipient's record is removed (that
     /// recipient's, never the caller's). Errors only when the recipients cannot be
     /// looked up (`store_unavailable` when the store is down), the frame is over API
@@ -481,6 +496,7 @@ impl<'a> Target<'a> {
         if frame.len() > MAX_MESSAGE_BYTES {
             return Err(too_large_error(frame.len(), MAX_MESSAGE_BYTES));
         }
+        let frame = self.stamped(frame).await?;
         let store = &self.outbox.services.store;
         let ids: Vec<String> = match self.kind {
             TargetKind::Connection(id) => vec![id],
@@ -505,6 +521,28 @@ impl<'a> Target<'a> {
             .into_iter()
             .filter(|id| except.as_deref() != Some(id.as_str()));
         deliver(self.outbox.services, self.outbox.protect, ids, &frame).await
+    }
+}
+
+impl Target<'_> {
+    /// The frame as a room with history delivers it: stamped and stored. Other targets
+    /// and rooms without history send it unchanged.
+    async fn stamped(&self, frame: Frame) -> Result<Frame, WsError> {
+        let TargetKind::Room(room) = &self.kind else {
+            return Ok(frame);
+        };
+        let Some(history) = &self.outbox.services.history else {
+            return Ok(frame);
+        };
+        let Some(rule) = history.rule_for(room) else {
+            return Ok(frame);
+        };
+        let limit = MAX_MESSAGE_BYTES.saturating_sub(STAMP_OVERHEAD_BYTES);
+        if frame.len() > limit {
+            return Err(too_large_error(frame.len(), limit));
+        }
+        let body = object_of(&frame, room)?;
+        Ok(history.store.append(room, rule, &body).await?)
     }
 }
 

@@ -301,6 +301,22 @@ impl ServiceContract {
                 continue;
             }
             let key = route.def.key;
+            if route.builtin && key == crate::names::history::RESUME_ROUTE {
+                // `resume`: its request and `resumed` answer (see `crate::rooms`).
+                let payload = shape(&mut input, &TypeSchema::of::<crate::rooms::ResumeRequest>());
+                let answer = shape(&mut output, &TypeSchema::of::<crate::rooms::Resumed>());
+                let name = answer.ref_name().unwrap_or("Resumed").to_owned();
+                let reply = out.add_message(&name, answer, false, key);
+                out.routes.push(RouteContract {
+                    key,
+                    doc: route.def.doc.to_owned(),
+                    builtin: true,
+                    payload: Some(payload),
+                    reply: Some(reply),
+                    reply_optional: false,
+                });
+                continue;
+            }
             if route.builtin {
                 // `ping`: no payload, answers `{"action":"pong"}`.
                 let reply = out.add_message(PONG, Shape::Schema(pong_ref()), false, key);

@@ -93,7 +93,7 @@ impl Dispatcher {
         match rc.event_type.as_deref().unwrap_or_default() {
             "CONNECT" => self.connect(Arc::clone(&req)).await,
             "DISCONNECT" => self.disconnect(Arc::clone(&req)).await,
-            "MESSAGE" => self.message(Arc::clone(&req), route_key).await,
+            "MESSAGE" => self.message_with_id(Arc::clone(&req), route_key).await,
             other => {
                 tracing::error!(event_type = other, "event with an unknown eventType");
                 Outcome::failed(
@@ -151,6 +151,22 @@ impl Dispatcher {
             Ok(()) => Outcome::ok(None),
             Err(e) => Outcome::failed(WsError::from(e), "$disconnect"),
         }
+    }
+
+    /// A message, with its request id: checked first (an invalid one is a
+    /// `bad_payload` error frame without an id), then echoed on the answer.
+    async fn message_with_id(&self, req: Arc<WsRequest>, route_key: &str) -> Outcome {
+        let id = match crate::request_id::request_id(req.body()) {
+            Ok(id) => id,
+            Err(err) => return Outcome::failed(err, route_key),
+        };
+        let mut outcome = self.message(req, route_key).await;
+        if let Some(id) = id {
+            outcome.body = outcome
+                .body
+                .map(|body| crate::request_id::with_request_id(body, &id));
+        }
+        outcome
     }
 
     async fn message(&self, req: Arc<WsRequest>, route_key: &str) -> Outcome {

@@ -34,7 +34,9 @@ pub mod names;
 pub mod queue;
 pub mod registry;
 pub mod request;
+pub mod request_id;
 pub mod response;
+pub mod rooms;
 pub mod select;
 pub mod spec;
 

@@ -36,6 +36,9 @@ pub mod env {
     pub const CONNECTIONS_TABLE: &str = "SWITCHBOARD_CONNECTIONS_TABLE";
     /// The rooms table.
     pub const ROOMS_TABLE: &str = "SWITCHBOARD_ROOMS_TABLE";
+    /// The room history table (set on the functions that send to rooms or resume,
+    /// when the app keeps history).
+    pub const HISTORY_TABLE: &str = "SWITCHBOARD_HISTORY_TABLE";
     /// The `@connections` endpoint (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`);
     /// when unset, taken from each event's `domainName` and `stage`.
     pub const MANAGEMENT_ENDPOINT: &str = "SWITCHBOARD_MANAGEMENT_ENDPOINT";
@@ -163,8 +166,28 @@ pub mod table {
         pub const USER_AGENT: &str = "userAgent";
         /// Connections: the claims as a JSON object (S).
         pub const CLAIMS: &str = "claims";
-        /// Rooms: partition key (S); sort key of the rooms GSI.
+        /// Rooms: partition key (S); sort key of the rooms GSI. History: partition
+        /// key (S).
         pub const ROOM: &str = "room";
+        /// History: sort key (N), the frame's `seq`; `0` is the room's counter item.
+        pub const SEQ: &str = "seq";
+        /// History: the stamped frame as delivered (S).
+        pub const FRAME: &str = "frame";
+        /// History: on the counter item, the room's latest `seq` (N).
+        pub const LAST: &str = "last";
+        /// History: on the counter item, the room's epoch (S).
+        pub const EPOCH: &str = "epoch";
+    }
+
+    /// The history table's sort key value of a room's counter item (frames count
+    /// from 1).
+    pub const HISTORY_COUNTER_SEQ: u64 = 0;
+    /// The suffix of the history table's name: `{app}-{stage}-websocket-history`.
+    pub const HISTORY_TABLE_SUFFIX: &str = "-websocket-history";
+
+    /// The deploy program's name of the room history table.
+    pub fn history_table_for_app(app: &str, stage: &str) -> String {
+        format!("{app}-{stage}{HISTORY_TABLE_SUFFIX}")
     }
 
     /// The suffix of both GSIs' names: `{table}-index-connection`.
@@ -271,6 +294,28 @@ pub mod queue {
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             })
     }
+}
+
+/// Room history, `resume` and request ids: field names and bounds of the wire protocol.
+pub mod history {
+    /// The field a room frame's sequence number is added as.
+    pub const SEQ_FIELD: &str = "seq";
+    /// The field a room frame's epoch is added as.
+    pub const EPOCH_FIELD: &str = "epoch";
+    /// How long a room keeps frames unless its rule says otherwise: 1 hour.
+    pub const DEFAULT_RETENTION_SECS: u64 = 60 * 60;
+    /// How many frames a room keeps unless its rule says otherwise.
+    pub const DEFAULT_MAX_FRAMES: usize = 1000;
+    /// The built-in route that resumes rooms after a reconnect.
+    pub const RESUME_ROUTE: &str = "resume";
+    /// The `action` of the answer to `resume`.
+    pub const RESUMED_ACTION: &str = "resumed";
+    /// The most rooms one `resume` may name.
+    pub const MAX_RESUME_ROOMS: usize = 100;
+    /// The request id field of client frames and of the frames answering them.
+    pub const ID_FIELD: &str = "id";
+    /// The longest request id, in characters.
+    pub const MAX_REQUEST_ID_CHARS: usize = 64;
 }
 
 /// API Gateway's limits and timings, as the local gateway reproduces them and the

@@ -395,6 +395,27 @@ impl Registry {
         })
     }
 
+    /// Adds a built-in route unless the app handles its key itself (`resume`, when the
+    /// app keeps room history).
+    pub(crate) fn add_builtin(&mut self, def: RouteDef) {
+        if self.by_key.contains_key(def.key) {
+            return;
+        }
+        self.routes.push(Route {
+            def,
+            handler: (def.handler)(),
+            builtin: true,
+        });
+        self.routes
+            .sort_by(|a, b| (a.def.kind, a.def.key).cmp(&(b.def.kind, b.def.key)));
+        self.by_key = self
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.def.key, i))
+            .collect();
+    }
+
     /// Every registered queue consumer, by queue name.
     pub fn consumers(&self) -> &[RegisteredConsumer] {
         &self.consumers

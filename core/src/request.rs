@@ -8,12 +8,14 @@ use std::sync::{Arc, Mutex};
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use serde_json::value::RawValue;
 
+use crate::backend::history::RoomHistory;
 use crate::backend::{ConnectionStore, ConnectionsClient};
 use crate::identity::Identity;
 use crate::queue::envelope::{ENVELOPE_VERSION, Envelope, Sender};
 use crate::queue::{OutgoingMessage, Queue, QueueError, SendReceipt};
 use crate::registry::Registry;
 use crate::response::{Frame, WsError};
+use crate::rooms::RoomGuard;
 use crate::select::RouteSelection;
 
 /// Application state values, looked up by type by the [`State`](crate::State) extractor.
@@ -90,6 +92,11 @@ pub struct Services {
     pub close_on_token_expiry: bool,
     /// The queues routes forward to, if the app has any.
     pub queue: Option<Arc<dyn Queue>>,
+    /// Room history, if the app keeps any.
+    pub history: Option<Arc<RoomHistory>>,
+    /// The app's check of who may be in which room ([`Ctx::join`](crate::Ctx::join),
+    /// `resume`).
+    pub room_guard: Option<Arc<dyn RoomGuard>>,
 }
 
 impl std::fmt::Debug for Services {

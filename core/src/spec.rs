@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use crate::auth::{Authorizer, DevAuthorizer};
+use crate::backend::history::{HistoryConfig, HistoryStore, MemoryHistory, RoomHistory};
 use crate::backend::memory::MemoryStore;
 use crate::backend::{ConnectionStore, ConnectionsClient};
 use crate::consumer::ConsumerDef;
@@ -19,6 +20,7 @@ use crate::queue::memory::MemoryQueue;
 use crate::queue::{Queue, QueueSettings};
 use crate::registry::{Registry, RegistryError, RouteDef};
 use crate::request::{SendSettings, Services, StateMap};
+use crate::rooms::RoomGuard;
 use crate::select::{RouteSelection, SelectionError};
 
 /// Why the service cannot start.
@@ -144,6 +146,12 @@ pub struct AppSpec {
     pub close_on_token_expiry: bool,
     /// The HTTP API, served under `/http`.
     pub http: Option<axum::Router>,
+    /// Which rooms keep history (none unless the app opts in).
+    pub history: HistoryConfig,
+    /// Where history is kept (default: embedded, in memory).
+    pub history_store: Option<Arc<dyn HistoryStore>>,
+    /// Who may be in which room.
+    pub room_guard: Option<Arc<dyn RoomGuard>>,
 }
 
 impl std::fmt::Debug for AppSpec {
@@ -176,6 +184,9 @@ impl Default for AppSpec {
             send: SendSettings::default(),
             close_on_token_expiry: true,
             http: None,
+            history: HistoryConfig::default(),
+            history_store: None,
+            room_guard: None,
         }
     }
 }
@@ -197,7 +208,11 @@ impl AppSpec {
                 .copied()
                 .collect(),
         };
-        Ok(Registry::from_parts(routes, consumers)?)
+        let mut registry = Registry::from_parts(routes, consumers)?;
+        if !self.history.is_empty() {
+            registry.add_builtin(crate::builtins::RESUME);
+        }
+        Ok(registry)
     }
 
     /// The web assets, checked (see `App::web_asset`).
@@ -265,12 +280,30 @@ impl AppSpec {
             selection,
             send: self.send.clone(),
             close_on_token_expiry: self.close_on_token_expiry,
+            history: self.room_history(),
+            room_guard: self.room_guard.clone(),
         }))
     }
 
     /// A dispatcher over this app's routes, sending through `client`.
     pub fn dispatcher(&self, client: Arc<dyn ConnectionsClient>) -> Result<Dispatcher, StartError> {
         Ok(Dispatcher::new(self.services(client)?))
+    }
+
+    /// The history the services keep: `None` when no rule is declared; the given store,
+    /// or an embedded one.
+    pub fn room_history(&self) -> Option<Arc<RoomHistory>> {
+        if self.history.is_empty() {
+            return None;
+        }
+        let store = self
+            .history_store
+            .clone()
+            .unwrap_or_else(|| Arc::new(MemoryHistory::new()));
+        Some(Arc::new(RoomHistory {
+            config: self.history.clone(),
+            store,
+        }))
     }
 
     fn check_states(&self, registry: &Registry) -> Result<(), StartError> {

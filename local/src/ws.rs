@@ -196,11 +196,23 @@ where
             }
             Some(reply) = in_flight.next(), if !in_flight.is_empty() => {
                 if let Some(frame) = reply {
+                    // What the handler posted to this connection goes out before its
+                    // route response (as on API Gateway, where a post is delivered
+                    // when it returns): `resume` replays, then answers.
+                    let mut batch = Vec::new();
+                    while let Ok(f) = rx.try_recv() {
+                        batch.push(f);
+                    }
+                    if !batch.is_empty() {
+                        gateway.console.sent(&live, "push", &batch);
+                    }
                     gateway.console.sent(&live, "reply", std::slice::from_ref(&frame));
-                    if !write_or_close(&mut ws, &live, vec![frame], write_timeout).await {
+                    batch.push(frame);
+                    let n = batch.len();
+                    if !write_or_close(&mut ws, &live, batch, write_timeout).await {
                         break End::Abnormal;
                     }
-                    gateway.hub.stats.frames_out(1);
+                    gateway.hub.stats.frames_out(n);
                 }
             }
             msg = ws.next(), if in_flight.len() < max_in_flight => match msg {

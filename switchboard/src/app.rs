@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use switchboard_core::auth::Authorizer;
+use switchboard_core::backend::history::{HistoryRule, HistoryStore};
 use switchboard_core::backend::{ConnectionStore, ConnectionsClient};
 use switchboard_core::consumer::ConsumerDef;
 use switchboard_core::contract::{ServiceContract, TypeSchema};
@@ -17,6 +18,7 @@ use switchboard_core::dispatch::Dispatcher;
 use switchboard_core::manifest::Manifest;
 use switchboard_core::queue::{Queue, QueueSettings};
 use switchboard_core::registry::{Registry, RouteDef};
+use switchboard_core::rooms::RoomGuard;
 use switchboard_core::spec::{AppSpec, AuthMode, StartError, WebAsset};
 
 /// A Switchboard service: its routes (from the registry), state and settings.
@@ -200,6 +202,42 @@ impl App {
     /// dead-letter queue, deduplication window). Default: SQS's (30 s, 5, 5 minutes).
     pub fn queue_settings(mut self, settings: QueueSettings) -> Self {
         self.spec.queue_settings = settings;
+        self
+    }
+
+    /// Turns on room history for the rooms `rule` matches (call again for more rules;
+    /// the first matching rule applies): every frame sent to such a room with
+    /// `room(r).send(..)` gets `"seq"` (per room, gap-free from 1) and `"epoch"` at its
+    /// top level and is kept for the rule's retention, up to its bound, and the built-in
+    /// `resume` route replays what a reconnecting client missed. Such rooms take JSON
+    /// objects only (anything else is refused with `not_an_object`). See the README's
+    /// "Room history and resume".
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use switchboard::{App, HistoryRule};
+    /// let app = App::new()
+    ///     .history(HistoryRule::rooms("game-*").retention(Duration::from_secs(600)).max_frames(200))
+    ///     .history(HistoryRule::all());
+    /// assert!(app.registry().unwrap().get("resume").is_some());
+    /// ```
+    pub fn history(mut self, rule: HistoryRule) -> Self {
+        self.spec.history.push(rule);
+        self
+    }
+
+    /// Where room history is kept (default: in memory, locally; in Lambda the DynamoDB
+    /// history table).
+    pub fn history_store(mut self, store: impl HistoryStore) -> Self {
+        self.spec.history_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Who may be in which room: asked by every [`Ctx::join`](crate::Ctx::join) and by
+    /// the built-in `resume`, so a join route and a resume refuse the same rooms. A
+    /// closure `|identity, room| -> Result<(), WsError>` will do.
+    pub fn room_guard(mut self, guard: impl RoomGuard) -> Self {
+        self.spec.room_guard = Some(Arc::new(guard));
         self
     }
 

@@ -152,7 +152,23 @@ async fn dynamodb_store(app: App, args: &ServeArgs) -> Result<App, String> {
         "  store        DynamoDB tables {} and {}",
         tables.connections, tables.rooms
     );
-    Ok(app.store(store))
+    let app = app.store(store);
+    if app.spec().history.is_empty() {
+        return Ok(app);
+    }
+    let history_table = std::env::var(env::HISTORY_TABLE).unwrap_or_else(|_| {
+        switchboard_core::names::table::history_table_for_app(&app.spec().name, &args.stage)
+    });
+    let history =
+        switchboard_aws::history::DynamoHistory::from_settings(&settings, history_table.clone());
+    if args.endpoint.is_some() {
+        history
+            .create_table()
+            .await
+            .map_err(|e| format!("could not create the history table at the endpoint: {e}"))?;
+    }
+    println!("  history      DynamoDB table {history_table}");
+    Ok(app.history_store(history))
 }
 
 #[derive(Parser, Debug)]

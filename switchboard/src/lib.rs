@@ -37,7 +37,7 @@ mod runtime;
 
 pub use switchboard_core::{
     auth, backend, consumer, context, dispatch, extract, handler, http, identity, ids, manifest,
-    names, queue, registry, request, response, select, spec,
+    names, queue, registry, request, request_id, response, rooms, select, spec,
 };
 
 /// The contract: the registry's schemas ([`switchboard_core::contract`]) and, with the
@@ -79,13 +79,15 @@ pub use response::{Frame, IntoWsResponse, WsError};
 /// without a direct dependency.
 pub use schemars;
 pub use spec::{StartError, WebAsset};
+pub use switchboard_core::backend::history::HistoryRule;
+pub use switchboard_core::rooms::RoomGuard;
 pub use switchboard_macros::{queue_consumer, ws_connect, ws_default, ws_disconnect, ws_route};
 
 /// Everything a handler module needs: `use switchboard::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        App, ConnectionId, Ctx, Delivery, Frame, Identity, Json, Message, QueueCtx, State, WsError,
-        queue_consumer, ws_connect, ws_default, ws_disconnect, ws_route,
+        App, ConnectionId, Ctx, Delivery, Frame, HistoryRule, Identity, Json, Message, QueueCtx,
+        State, WsError, queue_consumer, ws_connect, ws_default, ws_disconnect, ws_route,
     };
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};

@@ -5,8 +5,10 @@
 // Two browser contexts (two users, no shared storage) sign in through the local issuer,
 // join one room, and each sees the other's message; the page's HTTP API calls (who am I,
 // the room list with counts) and heartbeat are checked; then the server drops one socket
-// (DELETE @connections/{id}, signed with SigV4 as a backend's SDK signs it) and the page must reconnect on its own, rejoin the room and
-// chat again. Screenshots go to OUT_DIR. Prints one JSON line with what it saw; exits 1
+// (DELETE @connections/{id}, signed with SigV4 as a backend's SDK signs it) and, while
+// alice's network is down (her page's new sockets go to a closed port), bob sends lines:
+// once alice's page is back on its own, it shows them, in order and once each (the
+// client's `resume` replays them), and chat flows again. Screenshots go to OUT_DIR. Prints one JSON line with what it saw; exits 1
 // (after a screenshot of each page) on the first failed step. Every wait is bounded.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +23,7 @@ if (!baseUrl) {
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const STEP_MS = 15000;
 const ROOM = 'browser-room';
+const AWAY = ['while you were away 1', 'while you were away 2', 'while you were away 3'];
 mkdirSync(outDir, { recursive: true });
 
 const summary = { url: baseUrl, steps: [] };
@@ -52,6 +55,16 @@ try {
   for (const name of ['alice', 'bob']) {
     const context = await browser.newContext({ viewport: { width: 1100, height: 640 } });
     context.setDefaultTimeout(STEP_MS);
+    // A switch for "the network is down": new sockets go to a closed port on 127.0.0.1.
+    await context.addInitScript(() => {
+      const Real = window.WebSocket;
+      window.__wsBlocked = false;
+      window.WebSocket = class extends Real {
+        constructor(url, protocols) {
+          super(window.__wsBlocked ? 'ws://127.0.0.1:9/blocked' : url, protocols);
+        }
+      };
+    });
     const page = await context.newPage();
     const user = { name, context, page, errors: [], sent: [], received: [] };
     page.on('pageerror', (e) => user.errors.push(String(e)));
@@ -133,19 +146,55 @@ try {
   await bob.page.screenshot({ path: join(outDir, 'chat-bob.png'), fullPage: true });
   summary.screenshots = [join(outDir, 'chat.png'), join(outDir, 'chat-bob.png')];
 
-  step('the server drops alice\'s socket; the page reconnects with backoff');
+  step('the server drops alice\'s socket while her network is down; bob sends lines');
   const dropped = alice.firstConnection;
+  await alice.page.evaluate(() => { window.__wsBlocked = true; });
   const res = await signedFetch(`${baseUrl}/ws/@connections/${encodeURIComponent(dropped)}`, 'DELETE');
   if (res.status !== 204) throw new Error(`DELETE @connections answered ${res.status}`);
   await alice.page.waitForFunction(
     () => document.querySelector('[data-testid=status]').dataset.state !== 'connected', null, { timeout: STEP_MS });
   summary.statusAfterDrop = await status(alice).getAttribute('data-state');
+  for (const line of AWAY) {
+    await send(bob, line);
+    await seesMessage(bob, 'bob', line);
+  }
+  const lines = (u, from) => u.page.evaluate((who) => [...document.querySelectorAll(
+    `[data-testid=chat-message][data-from="${who}"] .text`)].map((n) => n.textContent), from);
+  if ((await lines(alice, 'bob')).some((t) => AWAY.includes(t))) {
+    throw new Error('alice saw a line sent while her network was down');
+  }
+
+  step('the network is back: the page reconnects with backoff and resumes the room');
+  await alice.page.evaluate(() => { window.__wsBlocked = false; });
   await alice.page.waitForFunction((old) => {
     const s = document.querySelector('[data-testid=status]');
     const id = document.querySelector('[data-testid=connection-id]').textContent.trim();
     return s.dataset.state === 'connected' && id && id !== '–' && id !== old;
   }, dropped, { timeout: STEP_MS });
   summary.reconnectedAs = await connectionId(alice);
+  for (const line of AWAY) await seesMessage(alice, 'bob', line);
+  const fromBob = await lines(alice, 'bob');
+  summary.aliceSawFromBob = fromBob;
+  const expected = ['hello from bob', ...AWAY];
+  if (JSON.stringify(fromBob) !== JSON.stringify(expected)) {
+    throw new Error(`alice's page shows bob's lines as ${JSON.stringify(fromBob)}, not ${JSON.stringify(expected)}`);
+  }
+  if (JSON.stringify(await lines(alice, 'alice')) !== JSON.stringify(['hello from alice'])) {
+    throw new Error('alice\'s own line is duplicated after the resume');
+  }
+  const resumes = alice.sent.filter((p) => p.includes('"action":"resume"')).map((p) => JSON.parse(p));
+  const answers = alice.received.filter((p) => p.includes('"action":"resumed"')).map((p) => JSON.parse(p));
+  summary.resume = resumes[resumes.length - 1];
+  summary.resumed = answers[answers.length - 1];
+  if (!summary.resume || summary.resume.rooms[0]?.room !== ROOM || !(summary.resume.rooms[0].since > 0)) {
+    throw new Error(`no resume of ${ROOM} with a position: ${JSON.stringify(resumes)}`);
+  }
+  if (!summary.resumed || summary.resumed.rooms[0]?.recovered !== true) {
+    throw new Error(`the resume did not recover ${ROOM}: ${JSON.stringify(answers)}`);
+  }
+  if (await alice.page.locator('[data-testid=history-notice]').count()) {
+    throw new Error('a recovered room shows the reset notice');
+  }
 
   step('after the reconnect the room is rejoined and chat flows both ways');
   await alice.page.getByTestId('message').and(alice.page.locator(':enabled')).waitFor();

@@ -29,4 +29,21 @@ if (errors || !document) {
 const operations = document.operations().length;
 const messages = document.allMessages().length;
 const schemas = document.components().schemas().length;
-console.log(JSON.stringify({ valid: true, version: document.version(), operations, messages, schemas }));
+// What the parser made of the protocol every service has: `resume`'s answers, the
+// correlation ids of messages, and the top-level fields a message's payload adds
+// through `allOf` (`seq` / `epoch` on room frames).
+const resume = document.operations().get('resume');
+const resumeReplies = resume?.reply()?.messages().all().map((m) => m.id()) ?? [];
+const correlated = {};
+const messageFields = {};
+for (const m of document.components().messages().all()) {
+  if (m.hasCorrelationId()) correlated[m.id()] = m.correlationId().location();
+  const added = new Set();
+  for (const part of m.payload()?.allOf() ?? []) {
+    if (part.properties() && part.title() === 'RoomStamp') for (const k of Object.keys(part.properties())) added.add(k);
+  }
+  if (added.size) messageFields[m.id()] = [...added].sort();
+}
+console.log(JSON.stringify({
+  valid: true, version: document.version(), operations, messages, schemas, resumeReplies, correlated, messageFields,
+}));

@@ -3,7 +3,8 @@
 //! `node tests/browser/chat.mjs URL OUT_DIR`, which drives Debian's `chromium` with
 //! playwright-core: two users sign in, join one room, see each other's messages, the
 //! page's HTTP API calls and heartbeat work, and the page reconnects by itself after the
-//! server drops its socket; and `console.mjs`, which watches two users chat in the
+//! server drops its socket, showing the lines sent while it was away (resumed from the
+//! room's history) in order and once each; and `console.mjs`, which watches two users chat in the
 //! console and drives the service from it. Screenshots land in `target/browser/`.
 //!
 //! Needs `node`, `tests/browser/node_modules` (`npm ci` in `tests/browser`) and chromium
@@ -191,6 +192,25 @@ async fn two_users_chat_in_chromium_and_the_page_reconnects() {
         .is_some_and(is_aws_connection_id);
     assert!(dropped_and_back, "{summary}");
     assert_ne!(summary["statusAfterDrop"], "connected", "{summary}");
+    // The lines bob sent while alice was away reached her page by the client's resume:
+    // in order, once each, after the line from before the drop.
+    assert_eq!(
+        summary["aliceSawFromBob"],
+        serde_json::json!([
+            "hello from bob",
+            "while you were away 1",
+            "while you were away 2",
+            "while you were away 3"
+        ]),
+        "{summary}"
+    );
+    let since = summary["resume"]["rooms"][0]["since"].as_u64().unwrap_or(0);
+    let last = summary["resumed"]["rooms"][0]["seq"].as_u64().unwrap_or(0);
+    assert!(since > 0 && last >= since + 3, "{summary}");
+    assert_eq!(
+        summary["resumed"]["rooms"][0]["recovered"], true,
+        "{summary}"
+    );
     assert_screenshots(&out_dir, &shots);
     wait_store_empty(&gw).await;
     shutdown(gw).await;

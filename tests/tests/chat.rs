@@ -41,6 +41,14 @@ async fn ping_answers_pong() {
     shutdown(gw).await;
 }
 
+/// A room frame without its `seq` and `epoch`, and those two.
+fn room_frame(mut frame: serde_json::Value) -> (serde_json::Value, u64, String) {
+    let obj = frame.as_object_mut().unwrap();
+    let seq = obj.remove("seq").and_then(|s| s.as_u64()).unwrap();
+    let epoch = obj.remove("epoch").unwrap().as_str().unwrap().to_owned();
+    (frame, seq, epoch)
+}
+
 #[tokio::test]
 async fn chat_between_two_users_in_a_room() {
     let gw = start().await;
@@ -61,7 +69,10 @@ async fn chat_between_two_users_in_a_room() {
     let joined = join(&mut bob, "lobby").await;
     let members = joined["members"].as_array().unwrap();
     assert_eq!(members.len(), 2, "{joined}");
-    let presence = recv_json(&mut alice).await;
+    // The chat keeps history in every room: room frames carry `seq` (Alice's own
+    // presence was 1) and the room's `epoch`.
+    let (presence, seq, epoch) = room_frame(recv_json(&mut alice).await);
+    assert_eq!(seq, 2);
     assert_eq!(
         presence,
         json!({"action": "presence", "room": "lobby", "event": "join", "username": "bob", "connectionId": bob_id})
@@ -84,6 +95,7 @@ async fn chat_between_two_users_in_a_room() {
         assert_eq!(msg["from"], "alice");
         assert_eq!(msg["connectionId"], alice_id.as_str());
         assert_eq!(msg["text"], "hello");
+        assert_eq!(msg["seq"], 3);
         assert!(msg["sentAt"].as_i64().unwrap() > 0);
     }
 
@@ -109,8 +121,10 @@ async fn chat_between_two_users_in_a_room() {
         recv_json(&mut alice).await,
         json!({"action": "left", "room": "lobby"})
     );
+    let (presence, seq, same_epoch) = room_frame(recv_json(&mut bob).await);
+    assert_eq!((seq, same_epoch), (4, epoch));
     assert_eq!(
-        recv_json(&mut bob).await,
+        presence,
         json!({"action": "presence", "room": "lobby", "event": "leave", "username": "alice", "connectionId": alice_id})
     );
 

@@ -3,6 +3,7 @@
 //! Each trait has an embedded implementation (used by the local gateway and tests) and an
 //! AWS one (DynamoDB, the `@connections` API).
 
+pub mod history;
 #[doc(hidden)]
 pub mod memory;
 
