@@ -185,8 +185,12 @@ function renderRooms() {
         result.textContent = `sent to ${out.sent}` + (out.gone ? `, ${out.gone} gone` : '');
       } catch (err) { result.className = 'result bad'; result.textContent = err.message; }
     };
-    return h('div', { class: 'card', dataTestid: 'room', dataRoom: r.room, dataMembers: r.members.length },
-      h('h3', {}, r.room, h('span', { class: 'muted', text: `${r.members.length} member${r.members.length === 1 ? '' : 's'}` })),
+    const hist = r.history && r.history.epoch ? r.history : null;
+    const position = hist
+      ? h('span', { class: 'tag', dataTestid: 'room-history', title: 'history: latest seq and epoch', text: `seq ${hist.seq} · epoch ${hist.epoch}` })
+      : h('span', { class: 'muted', text: r.history && r.history.error ? `history: ${r.history.error}` : 'no history' });
+    return h('div', { class: 'card', dataTestid: 'room', dataRoom: r.room, dataMembers: r.members.length, dataSeq: hist ? hist.seq : '' },
+      h('h3', {}, r.room, h('span', { class: 'muted', text: `${r.members.length} member${r.members.length === 1 ? '' : 's'}` }), position),
       h('ul', {}, r.members.map((m) => h('li', { dataTestid: 'room-member', dataConnectionId: m.connectionId },
         h('b', { text: m.username || names.get(m.connectionId) || 'anonymous' }), h('code', { class: 'muted', text: m.connectionId })))),
       h('form', { class: 'composer', onsubmit: send }, textarea, h('div', { class: 'row' }, h('button', {}, 'Send to room'), result)));

@@ -104,6 +104,13 @@ try {
 
   await tab('rooms');
   await c.locator(`[data-testid=room][data-room="${ROOM}"][data-members="2"]`).waitFor();
+  // The chat keeps history for every room: the card shows its position (two chat lines
+  // at least, plus the presence frames).
+  await c.waitForFunction((room) => {
+    const card = document.querySelector(`[data-testid=room][data-room="${room}"]`);
+    return card && Number(card.dataset.seq) >= 2
+      && /^seq \d+ · epoch \S+$/.test(card.querySelector('[data-testid=room-history]')?.textContent ?? '');
+  }, ROOM, { timeout: STEP_MS });
   await c.screenshot({ path: join(outDir, 'console-rooms.png') });
 
   await tab('frames');

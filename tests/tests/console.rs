@@ -154,3 +154,59 @@ async fn the_stream_shows_frames_with_route_latency_and_outcome_and_never_tokens
     }
     shutdown(gw).await;
 }
+
+/// A console send to a room with history is stamped and kept like `ctx.room(r).send(..)`
+/// (so clients resume over it), a non-object is refused, and the rooms list shows the
+/// room's position.
+#[tokio::test]
+async fn console_room_sends_join_the_rooms_history() {
+    let gw = start().await;
+    let mut ws = connect(&gw, "alice").await;
+    join(&mut ws, "lobby").await;
+
+    let path = "/local/api/rooms/lobby/send";
+    // Console actions carry the console's header (no cross-site form can).
+    let action = [("x-switchboard-console", "1")];
+    let body = br#"{"action":"notice","text":"from the console"}"#;
+    let sent = http_with(gw.local_addr(), "POST", path, &action, body).await;
+    assert_eq!(sent.status, 200, "{:?}", sent.json());
+    assert_eq!(sent.json()["sent"], 1);
+    let (notice, _) = recv_until(&mut ws, |v| v["action"] == "notice").await;
+    let seq = notice["seq"].as_u64().expect("stamped with seq");
+    let epoch = notice["epoch"]
+        .as_str()
+        .expect("stamped with an epoch")
+        .to_owned();
+    assert_eq!(notice["text"], "from the console");
+
+    let refused = http_with(gw.local_addr(), "POST", path, &action, b"[1, 2]").await;
+    let why = refused.json();
+    assert_eq!(refused.status, 400, "{why}");
+    assert!(
+        why["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("only JSON objects")),
+        "{why}"
+    );
+
+    let rooms = http(gw.local_addr(), "GET", "/local/api/rooms", b"")
+        .await
+        .json();
+    let lobby = rooms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["room"] == "lobby")
+        .unwrap_or_else(|| panic!("no lobby in {rooms}"));
+    assert_eq!(lobby["history"], json!({ "seq": seq, "epoch": epoch }));
+
+    // Resuming from before the console's frame replays it, exactly as delivered.
+    let mut again = connect(&gw, "alice").await;
+    let resume =
+        json!({"action": "resume", "rooms": [{"room": "lobby", "since": seq - 1, "epoch": epoch}]});
+    send_json(&mut again, &resume).await;
+    let (resumed, replayed) = recv_until(&mut again, |v| v["action"] == "resumed").await;
+    assert_eq!(replayed, [notice], "{resumed}");
+    assert_eq!(resumed["rooms"][0]["recovered"], true, "{resumed}");
+    shutdown(gw).await;
+}

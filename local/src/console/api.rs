@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use switchboard_core::backend::history::{HistoryError, object_of};
 use switchboard_core::backend::{ConnectionsClient, PostError};
 use switchboard_core::queue::{Queue, dead_letter_queue_name};
 use switchboard_core::response::Frame;
@@ -181,7 +182,8 @@ pub(super) async fn frame(
     Json(json!({ "route": route, "reply": shown })).into_response()
 }
 
-/// `GET /local/api/rooms`: every room and its members.
+/// `GET /local/api/rooms`: every room, its members, and its history position
+/// (`{"seq": latest, "epoch": ..}`, or `null` when the room keeps no history).
 pub(super) async fn rooms(State(gateway): State<Arc<Gateway>>) -> Response {
     let store = &gateway.dispatcher.services().store;
     let summaries = match store.rooms().await {
@@ -191,12 +193,52 @@ pub(super) async fn rooms(State(gateway): State<Arc<Gateway>>) -> Response {
     let mut rows = Vec::new();
     for s in summaries {
         let members = store.room_members(&s.room).await.unwrap_or_default();
-        rows.push(json!({ "room": s.room, "members": members }));
+        let history = history_position(&gateway, &s.room).await;
+        rows.push(json!({ "room": s.room, "members": members, "history": history }));
     }
     Json(rows).into_response()
 }
 
-/// `POST /local/api/rooms/{room}/send`: the body, as a frame, to every member.
+/// The room's latest `seq` and its epoch, if it keeps history (`null` otherwise, and
+/// `{"error": ..}` when the history backend fails).
+async fn history_position(gateway: &Gateway, room: &str) -> Value {
+    let Some(history) = gateway.dispatcher.services().history.clone() else {
+        return Value::Null;
+    };
+    let Some(rule) = history.rule_for(room) else {
+        return Value::Null;
+    };
+    match history.store.read_since(room, rule, u64::MAX).await {
+        Ok(h) => json!({ "seq": h.last, "epoch": h.epoch }),
+        Err(e) => json!({ "error": e.to_string() }),
+    }
+}
+
+/// The frame a console send to `room` delivers: as written, or, when the room keeps
+/// history, stamped with its next `seq` and stored, exactly as `ctx.room(r).send(..)`
+/// does (a non-object is refused: it cannot carry `seq`).
+async fn room_frame(gateway: &Gateway, room: &str, text: String) -> Result<Frame, Refused> {
+    let frame = Frame::text(text);
+    let Some(history) = gateway.dispatcher.services().history.clone() else {
+        return Ok(frame);
+    };
+    let Some(rule) = history.rule_for(room) else {
+        return Ok(frame);
+    };
+    let refused = |e: HistoryError| match e {
+        HistoryError::NotAnObject { .. } => Refused(StatusCode::BAD_REQUEST, e.to_string()),
+        _ => Refused(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    let body = object_of(&frame, room).map_err(refused)?;
+    history
+        .store
+        .append(room, rule, &body)
+        .await
+        .map_err(refused)
+}
+
+/// `POST /local/api/rooms/{room}/send`: the body, as a frame ([`room_frame`]), to every
+/// member.
 pub(super) async fn send_to_room(
     State(gateway): State<Arc<Gateway>>,
     Path(room): Path<String>,
@@ -211,7 +253,10 @@ pub(super) async fn send_to_room(
         Ok(m) => m,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let frame = Frame::text(text);
+    let frame = match room_frame(&gateway, &room, text).await {
+        Ok(frame) => frame,
+        Err(refused) => return refused.into_response(),
+    };
     let (mut sent, mut gone) = (0, 0);
     for m in members {
         match gateway.hub.post(&m.connection_id, &frame).await {
