@@ -287,7 +287,7 @@ async fn alarms_notify_the_topic_and_the_dashboard_shows_the_service() {
         json!({"ApiId": http.id, "Stage": "$default"})
     );
     // The deny ratio: metric math over the runtime's EMF counters (names from core).
-    use switchboard_core::names::metrics;
+    use switchboard::names::metrics;
     let deny = find("authorizer-deny-ratio");
     let q = deny.inputs["metricQueries"].as_array().unwrap();
     assert_eq!(q.len(), 3);
