@@ -166,7 +166,9 @@ async fn twenty_readers_dropped_at_random_lose_nothing() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(SEED);
     eprintln!("chaos seed {seed}");
-    timeout(BOUND, chaos(seed)).await.expect("chaos within its bound");
+    timeout(BOUND, chaos(seed))
+        .await
+        .expect("chaos within its bound");
 }
 
 async fn chaos(seed: u64) {
@@ -217,7 +219,10 @@ async fn chaos(seed: u64) {
         assert_eq!(distinct, expected);
     }
     eprintln!("{READERS} readers resumed {drops} times in all; last seq {end_seq}");
-    assert!(drops > READERS * 2, "readers were dropped repeatedly: {drops}");
+    assert!(
+        drops > READERS * 2,
+        "readers were dropped repeatedly: {drops}"
+    );
     match Arc::try_unwrap(gw) {
         Ok(gw) => shutdown(gw).await,
         Err(_) => panic!("the gateway is still shared"),
