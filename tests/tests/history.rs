@@ -18,21 +18,21 @@ use switchboard_tests::*;
 #[tokio::test]
 async fn resume_after_the_reader_closed() {
     let gw = start().await;
-    drop_and_resume(&gw, DropBy::Close, "close").await;
+    drop_and_resume(&gw, DropBy::Close, "close", 50).await;
     shutdown(gw).await;
 }
 
 #[tokio::test]
 async fn resume_after_a_server_delete() {
     let gw = start().await;
-    drop_and_resume(&gw, DropBy::ServerDelete, "delete").await;
+    drop_and_resume(&gw, DropBy::ServerDelete, "delete", 50).await;
     shutdown(gw).await;
 }
 
 #[tokio::test]
 async fn resume_after_a_dropped_tcp_connection() {
     let gw = start().await;
-    drop_and_resume(&gw, DropBy::Tcp, "tcp").await;
+    drop_and_resume(&gw, DropBy::Tcp, "tcp", 50).await;
     shutdown(gw).await;
 }
 
