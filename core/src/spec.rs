@@ -242,6 +242,7 @@ impl AppSpec {
     ) -> Result<Manifest, StartError> {
         Ok(Manifest::new(&self.name, selection, registry)
             .with_http(self.http.is_some())
+            .with_history(!self.history.is_empty())
             .with_web_assets(self.web_assets()?))
     }
 

@@ -284,6 +284,11 @@ impl FunctionEnv {
             .set(env::ROOMS_TABLE, tables.rooms.as_str())
     }
 
+    /// The room history table.
+    pub fn history_table(self, table: impl Into<String>) -> Self {
+        self.set(env::HISTORY_TABLE, table)
+    }
+
     /// The DynamoDB endpoint (moto, or a proxy in front of it).
     pub fn dynamodb_endpoint(self, url: impl Into<String>) -> Self {
         self.set(env::DYNAMODB_ENDPOINT, url)
