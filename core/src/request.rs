@@ -90,6 +90,9 @@ pub struct Services {
     pub close_on_token_expiry: bool,
     /// The queues routes forward to, if the app has any.
     pub queue: Option<Arc<dyn Queue>>,
+    /// The counters dispatch, fan-outs and consumers record into
+    /// ([`metrics`](crate::metrics)).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Services {
