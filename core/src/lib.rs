@@ -22,6 +22,7 @@
 pub mod auth;
 pub mod backend;
 mod builtins;
+pub mod clock;
 pub mod consumer;
 pub mod context;
 pub mod contract;

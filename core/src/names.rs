@@ -47,6 +47,9 @@ pub mod env {
     pub const JWT_ISSUER: &str = "SWITCHBOARD_JWT_ISSUER";
     /// The JWKS URL (default: `{issuer}/.well-known/jwks.json`).
     pub const JWKS_URL: &str = "SWITCHBOARD_JWKS_URL";
+    /// Seconds after which a known JWKS is refetched before its next use (default 600):
+    /// the scheduled refresh that follows key rotations and revocations.
+    pub const JWKS_MAX_AGE_SECS: &str = "SWITCHBOARD_JWKS_MAX_AGE_SECS";
     /// The app client id(s) tokens must be for (comma-separated).
     pub const JWT_AUDIENCE: &str = "SWITCHBOARD_JWT_AUDIENCE";
     /// Which tokens are accepted: `id`, `access` or `any`.
