@@ -329,3 +329,42 @@ async fn authorizer_denials_are_counted() {
     close(&mut ws).await;
     shutdown(gw).await;
 }
+
+#[tokio::test]
+async fn a_fanout_to_a_gone_connection_counts_in_fanout_gone() {
+    use switchboard::backend::memory::MemoryStore;
+    use switchboard::backend::{ConnectionRecord, ConnectionStore};
+    // A record whose connection is long gone (its `$disconnect` never ran).
+    let store = MemoryStore::new();
+    let stale = "R0oXAdfD0kwCH6w=";
+    store
+        .put_connection(&ConnectionRecord {
+            connection_id: stale.to_owned(),
+            username: "ghost".to_owned(),
+            session_key: ConnectionRecord::session_key_for(1_000, stale),
+            connected_at: 1_000,
+            expires: 4_000_000_000,
+            source_ip: None,
+            user_agent: None,
+            claims: serde_json::Map::new(),
+        })
+        .await
+        .unwrap();
+    let gw = step("start", app(false).store(store).serve_local(config()))
+        .await
+        .expect("start");
+    let mut ws = connect(&gw, "dave").await;
+    let fanned = request(&mut ws, json!({"action": "fanout"}), "fanout").await;
+    assert_eq!(fanned["delivered"], 1);
+    let s = stats(&gw).await;
+    assert_eq!(s["metrics"]["fanoutRecipients"], 2, "{s}");
+    assert_eq!(s["metrics"]["fanoutGone"], 1, "{s}");
+    // The stale record was removed: a second fan-out reaches only the caller.
+    let again = request(&mut ws, json!({"action": "fanout"}), "fanout").await;
+    assert_eq!(again["delivered"], 1);
+    let s = stats(&gw).await;
+    assert_eq!(s["metrics"]["fanoutRecipients"], 3, "{s}");
+    assert_eq!(s["metrics"]["fanoutGone"], 1, "{s}");
+    close(&mut ws).await;
+    shutdown(gw).await;
+}
