@@ -106,8 +106,9 @@ pub mod headers {
 
 /// The CloudWatch metrics the runtime emits as Embedded Metric Format lines (one JSON
 /// log line per invocation, no SDK call) and the deploy program's alarms and dashboard
-/// read. Every metric is in [`NAMESPACE`], with the dimension set named beside it; the
-/// [`dim::SERVICE`] value is [`env::SERVICE`](super::env::SERVICE) (`{app}-{stage}`).
+/// read. Every metric is in [`NAMESPACE`](metrics::NAMESPACE), with the dimension set
+/// named beside it; the [`dim::SERVICE`](metrics::dim::SERVICE) value is
+/// [`env::SERVICE`] (`{app}-{stage}`).
 pub mod metrics {
     /// The namespace of every Switchboard metric.
     pub const NAMESPACE: &str = "Switchboard";

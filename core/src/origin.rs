@@ -1,6 +1,6 @@
 //! The origin check: only requests CloudFront forwarded reach the APIs.
 //!
-//! CloudFront adds [`headers::ORIGIN`](crate::names::headers::ORIGIN) with the origin
+//! CloudFront adds [`crate::names::headers::ORIGIN`] with the origin
 //! secret to every request to the API origins. The `$connect` authorizer and the `http`
 //! role (and the local gateway, when given a secret) refuse a request whose header
 //! matches neither the current nor the previous secret, before any other work. The
