@@ -14,6 +14,12 @@
 //!
 //! Configuration comes from environment variables the deploy program sets; everything
 //! missing is reported at once, at cold start, as a Lambda init error.
+//!
+//! `ws:authorizer` and `http` first check CloudFront's origin header against
+//! `SWITCHBOARD_ORIGIN_SECRET[_PREVIOUS]` ([`OriginSecrets`]; a warning at start when
+//! neither is set). After every invocation a role prints what it recorded as CloudWatch
+//! EMF lines on stdout ([`flush_metrics`]; the metrics are listed in
+//! [`switchboard_core::metrics`]).
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -213,21 +213,13 @@ impl Gateway {
         Ok(key)
     }
 
-    /// `$connect`: the checks before the authorizer, the authorizer, then the
-    /// `$connect` route. Registers the connection when all accept.
-    pub(crate) async fn open(&self, upgrade: UpgradeRequest) -> Result<Opened, Refusal> {
-        let key = self.admit_upgrade(&upgrade.headers)?;
-        let connection_id = new_id();
-        let connected_at = now_ms();
-        let query: HashMap<String, String> = auth::single_values(&upgrade.query);
-        let query_map = QueryMap::from(query.clone());
-        let user_agent = upgrade
-            .headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-
-        // 1. The REQUEST authorizer, with what API Gateway sends it.
+    /// Asks the authorizer about an upgrade, as API Gateway does, and counts its
+    /// decision (`AuthorizerAllow` / `AuthorizerDeny`).
+    async fn authorize(
+        &self,
+        upgrade: &UpgradeRequest,
+        query_map: &QueryMap,
+    ) -> Result<switchboard_core::identity::Identity, Refusal> {
         let areq = AuthorizerInput {
             api: AuthorizerApi::WebSocket {
                 request_id: new_id(),
@@ -248,14 +240,32 @@ impl Gateway {
             Err(Refused::Forbidden | Refused::Unauthorized) => metrics.authorizer(false),
             Err(Refused::Failed) => {}
         }
-        let identity = decision.map_err(|refused| {
+        decision.map_err(|refused| {
             let message = match refused {
                 Refused::Unauthorized => "Unauthorized",
                 Refused::Forbidden => "Forbidden",
                 Refused::Failed => "Internal server error",
             };
             refuse(refused.status(), message)
-        })?;
+        })
+    }
+
+    /// `$connect`: the checks before the authorizer, the authorizer, then the
+    /// `$connect` route. Registers the connection when all accept.
+    pub(crate) async fn open(&self, upgrade: UpgradeRequest) -> Result<Opened, Refusal> {
+        let key = self.admit_upgrade(&upgrade.headers)?;
+        let connection_id = new_id();
+        let connected_at = now_ms();
+        let query: HashMap<String, String> = auth::single_values(&upgrade.query);
+        let query_map = QueryMap::from(query.clone());
+        let user_agent = upgrade
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+
+        // 1. The REQUEST authorizer, with what API Gateway sends it.
+        let identity = self.authorize(&upgrade, &query_map).await?;
 
         // 2. The $connect route: headers and query string reach this event only.
         let authorizer_fields = identity.to_authorizer();
