@@ -123,21 +123,24 @@ impl Metrics {
         }
     }
 
-    /// The counters since the start (or the last [`take`](Self::take)).
+    /// The counters since the start (or the last [`take`](Self::take)), every route and
+    /// queue included.
     pub fn snapshot(&self) -> MetricsSnapshot {
-        self.read(|a| a.load(Ordering::Relaxed))
+        self.read(|a| a.load(Ordering::Relaxed), true)
     }
 
     /// The counters since the last take, reset to zero: what one Lambda invocation
-    /// recorded.
+    /// recorded. Routes and queues that recorded nothing are left out (a flush visits
+    /// them but copies nothing).
     pub fn take(&self) -> MetricsSnapshot {
-        self.read(|a| a.swap(0, Ordering::Relaxed))
+        self.read(|a| a.swap(0, Ordering::Relaxed), false)
     }
 
-    fn read(&self, get: impl Fn(&AtomicU64) -> u64) -> MetricsSnapshot {
+    fn read(&self, get: impl Fn(&AtomicU64) -> u64, idle_too: bool) -> MetricsSnapshot {
         let routes = self
             .routes
             .iter()
+            .filter(|(_, c)| idle_too || c.count.load(Ordering::Relaxed) > 0)
             .map(|(route, c)| {
                 let snapshot = RouteSnapshot {
                     count: get(&c.count),
@@ -150,6 +153,7 @@ impl Metrics {
         let queues = self
             .queues
             .iter()
+            .filter(|(_, (batches, _))| idle_too || batches.load(Ordering::Relaxed) > 0)
             .map(|(queue, (batches, failures))| {
                 let snapshot = QueueSnapshot {
                     batches: get(batches),
@@ -347,7 +351,8 @@ mod tests {
         assert_eq!(s.routes["sendMessage"].count, 2);
         assert_eq!(s.routes["sendMessage"].errors, 1);
         assert!((s.routes["sendMessage"].duration_ms - 8.0).abs() < 1e-9);
-        assert_eq!(s.routes.len(), 2);
+        // A take leaves out what recorded nothing; a snapshot shows every route.
+        assert_eq!(s.routes.len(), 1);
         assert_eq!(
             s.queues["orders"],
             QueueSnapshot {
@@ -355,7 +360,10 @@ mod tests {
                 failures: 2
             }
         );
-        assert_eq!(metrics.snapshot().routes["sendMessage"].count, 0);
+        let after = metrics.snapshot();
+        assert_eq!(after.routes.len(), 2);
+        assert_eq!(after.routes["sendMessage"].count, 0);
+        assert_eq!(after.routes["$connect"].count, 0);
     }
 
     #[test]
