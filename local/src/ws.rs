@@ -68,16 +68,7 @@ pub(crate) async fn upgrade(
     };
     let opened = match gateway.open(upgrade).await {
         Ok(opened) => opened,
-        Err(refusal) => {
-            let status =
-                StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return (
-                status,
-                [(header::CONTENT_TYPE, "application/json")],
-                refusal.body,
-            )
-                .into_response();
-        }
+        Err(refusal) => return refusal.into_response(),
     };
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -104,6 +95,18 @@ pub(crate) async fn upgrade(
         }
     });
     response
+}
+
+impl IntoResponse for super::session::Refusal {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            self.body,
+        )
+            .into_response()
+    }
 }
 
 /// Anything else: `/ws/...` upgrades (CloudFront's `/ws/*` behaviour), else 404.

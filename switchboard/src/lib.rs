@@ -37,7 +37,7 @@ mod runtime;
 
 pub use switchboard_core::{
     auth, backend, consumer, context, dispatch, extract, handler, http, identity, ids, manifest,
-    names, queue, registry, request, request_id, response, rooms, select, spec,
+    metrics, names, origin, queue, registry, request, request_id, response, rooms, select, spec,
 };
 
 /// The contract: the registry's schemas ([`switchboard_core::contract`]) and, with the
