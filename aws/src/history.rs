@@ -54,7 +54,7 @@ use aws_sdk_dynamodb::types::{
 use serde_json::{Map, Value};
 use switchboard_core::backend::StoreError;
 use switchboard_core::backend::history::{
-    Clock, History, HistoryError, HistoryRule, HistoryStore, new_epoch, stamp,
+    Clock, History, HistoryError, HistoryRule, HistoryStore, Position, new_epoch, stamp,
 };
 use switchboard_core::names::table::{HISTORY_COUNTER_SEQ, attr};
 use switchboard_core::response::Frame;
@@ -272,6 +272,33 @@ impl HistoryStore for DynamoHistory {
             frames,
         })
     }
+
+    async fn position(&self, room: &str) -> Result<Option<Position>, HistoryError> {
+        const OP: &str = "position";
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key(attr::ROOM, s(room))
+            .key(attr::SEQ, counter_seq())
+            .send()
+            .await
+            .map_err(|e| history_error(sdk_error(OP, e)))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        // An expired counter TTL has not deleted yet still numbers the next send (as
+        // `read_since` and `append` see it), so it is reported as it is.
+        let epoch = match item.get(attr::EPOCH) {
+            Some(AttributeValue::S(e)) => e.clone(),
+            _ => return Err(malformed(OP, attr::EPOCH)),
+        };
+        Ok(Some(Position {
+            epoch,
+            last: number(&item, attr::LAST, OP)?,
+        }))
+    }
 }
 
 impl DynamoHistory {
@@ -383,5 +410,9 @@ impl HistoryStore for Unconfigured {
         _since: u64,
     ) -> Result<History, HistoryError> {
         Err(Self::error("read_since"))
+    }
+
+    async fn position(&self, _room: &str) -> Result<Option<Position>, HistoryError> {
+        Err(Self::error("position"))
     }
 }

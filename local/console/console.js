@@ -188,7 +188,7 @@ function renderRooms() {
     const hist = r.history && r.history.epoch ? r.history : null;
     const position = hist
       ? h('span', { class: 'tag', dataTestid: 'room-history', title: 'history: latest seq and epoch', text: `seq ${hist.seq} · epoch ${hist.epoch}` })
-      : h('span', { class: 'muted', text: r.history && r.history.error ? `history: ${r.history.error}` : 'no history' });
+      : h('span', { class: 'muted', text: !r.history ? 'no history' : r.history.error ? `history: ${r.history.error}` : 'history: nothing sent yet' });
     return h('div', { class: 'card', dataTestid: 'room', dataRoom: r.room, dataMembers: r.members.length, dataSeq: hist ? hist.seq : '' },
       h('h3', {}, r.room, h('span', { class: 'muted', text: `${r.members.length} member${r.members.length === 1 ? '' : 's'}` }), position),
       h('ul', {}, r.members.map((m) => h('li', { dataTestid: 'room-member', dataConnectionId: m.connectionId },

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use switchboard::aws::AwsSettings;
 use switchboard::aws::dynamodb::{DynamoStore, TableNames};
 use switchboard::aws::history::DynamoHistory;
-use switchboard::backend::history::Clock;
+use switchboard::backend::history::{Clock, HistoryStore};
 use switchboard::local::LocalGateway;
 use switchboard::testing::moto_endpoint;
 use switchboard_tests::history::{DropBy, drop_and_resume, line};
@@ -81,7 +81,25 @@ async fn a_reset_room_has_a_new_epoch_and_is_not_recovered() {
     let mut writer = connect(&gw, "writer").await;
     join(&mut writer, "r").await;
     let before = say(&mut writer, "r", "old").await;
+    let at = step("position", history.position("r")).await.unwrap();
+    let at = at.expect("a room sent to has a position");
+    assert_eq!(
+        (json!(at.last), json!(at.epoch)),
+        (before["seq"].clone(), before["epoch"].clone())
+    );
+    for _ in 0..2 {
+        let never = step("position", history.position("never")).await.unwrap();
+        assert_eq!(
+            never, None,
+            "a room never sent to has none, and reading makes none"
+        );
+    }
     step("reset", history.reset("r")).await.unwrap();
+    let gone = step("position", history.position("r")).await.unwrap();
+    assert_eq!(
+        gone, None,
+        "a reset room has no position until its next send"
+    );
     let after = say(&mut writer, "r", "new").await;
     assert_ne!(
         after["epoch"], before["epoch"],

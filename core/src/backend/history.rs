@@ -266,6 +266,20 @@ pub trait HistoryStore: Send + Sync + 'static {
         rule: &HistoryRule,
         since: u64,
     ) -> Result<History, HistoryError>;
+
+    /// The room's epoch and latest `seq`, read only: `None` for a room never sent to (or
+    /// whose counter DynamoDB's TTL deleted). Unlike [`read_since`](Self::read_since) it creates nothing
+    /// and reads no frames (the local console's rooms list).
+    async fn position(&self, room: &str) -> Result<Option<Position>, HistoryError>;
+}
+
+/// Where a room's history stands ([`HistoryStore::position`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// The room's epoch.
+    pub epoch: String,
+    /// The room's latest `seq`.
+    pub last: u64,
 }
 
 /// The frame of `body` with `"seq"` and `"epoch"` set at the top level (replacing the
@@ -421,6 +435,13 @@ impl HistoryStore for MemoryHistory {
                 .collect(),
         })
     }
+
+    async fn position(&self, room: &str) -> Result<Option<Position>, HistoryError> {
+        Ok(self.rooms().get(room).map(|stream| Position {
+            epoch: stream.epoch.clone(),
+            last: stream.last,
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -480,6 +501,23 @@ mod tests {
         assert_eq!(read.frames.len(), 1);
         assert_eq!(parse(&read.frames[0].1), b, "replayed exactly as delivered");
         assert!(read.complete_after(1));
+    }
+
+    #[tokio::test]
+    async fn position_reads_without_creating() {
+        let h = MemoryHistory::new();
+        let rule = HistoryRule::all();
+        assert_eq!(h.position("r").await.unwrap(), None, "never sent to");
+        assert_eq!(
+            h.position("r").await.unwrap(),
+            None,
+            "and the read made nothing"
+        );
+        let a = parse(&h.append("r", &rule, &body(1)).await.unwrap());
+        h.append("r", &rule, &body(2)).await.unwrap();
+        let at = h.position("r").await.unwrap().unwrap();
+        assert_eq!(at.last, 2);
+        assert_eq!(a["epoch"], at.epoch.as_str());
     }
 
     #[tokio::test]

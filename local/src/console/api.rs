@@ -199,17 +199,19 @@ pub(super) async fn rooms(State(gateway): State<Arc<Gateway>>) -> Response {
     Json(rows).into_response()
 }
 
-/// The room's latest `seq` and its epoch, if it keeps history (`null` otherwise, and
-/// `{"error": ..}` when the history backend fails).
+/// The room's latest `seq` and its epoch, if it keeps history (`null` otherwise;
+/// `{"seq": 0, "epoch": null}` before its first send; `{"error": ..}` when the history
+/// backend fails). A read only: listing rooms creates nothing.
 async fn history_position(gateway: &Gateway, room: &str) -> Value {
     let Some(history) = gateway.dispatcher.services().history.clone() else {
         return Value::Null;
     };
-    let Some(rule) = history.rule_for(room) else {
+    if history.rule_for(room).is_none() {
         return Value::Null;
-    };
-    match history.store.read_since(room, rule, u64::MAX).await {
-        Ok(h) => json!({ "seq": h.last, "epoch": h.epoch }),
+    }
+    match history.store.position(room).await {
+        Ok(Some(at)) => json!({ "seq": at.last, "epoch": at.epoch }),
+        Ok(None) => json!({ "seq": 0, "epoch": null }),
         Err(e) => json!({ "error": e.to_string() }),
     }
 }
