@@ -244,7 +244,8 @@ impl LocalGateway {
     }
 
     /// The start banner's lines about what is open to whom: the warnings the settings
-    /// earned (`--force-dev-auth`), then [`Exposure::banner_lines`].
+    /// earned (`--force-dev-auth`), then [`Exposure::banner_lines`], then the front
+    /// door's checks (origin secret, API keys and usage plan, route throttles).
     pub fn exposure_lines(&self) -> Vec<String> {
         let sigv4 = self
             .gateway
@@ -255,8 +256,14 @@ impl LocalGateway {
                 access_key_id: v.access_key_id(),
                 region: v.region(),
             });
+        let config = &self.gateway.config;
         let mut lines = self.exposure_warnings.clone();
         lines.extend(self.exposure.banner_lines(self.addr.port(), sigv4));
+        lines.extend(
+            self.gateway
+                .limits
+                .banner_lines(config.origin_secrets.is_some(), &config.usage_plan),
+        );
         lines
     }
 

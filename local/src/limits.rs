@@ -77,6 +77,25 @@ pub struct UsagePlan {
     pub quota: Option<(u64, QuotaPeriod)>,
 }
 
+/// The usage plan as the banner shows it (`""` when it limits nothing).
+fn plan_summary(plan: &UsagePlan) -> String {
+    let mut parts = Vec::new();
+    if let Some(rate) = plan.rate {
+        parts.push(format!(
+            "{rate} req/s, burst {}",
+            plan.burst.map_or(rate, f64::from)
+        ));
+    }
+    if let Some((limit, period)) = plan.quota {
+        parts.push(format!("quota {limit} per {period:?}").to_lowercase());
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; usage plan per key: {}", parts.join(", "))
+    }
+}
+
 /// A token bucket: `burst` tokens, refilled at `rate` per second.
 #[derive(Debug)]
 struct Bucket {
@@ -286,6 +305,35 @@ impl Limits {
         found.map(Some).ok_or(())
     }
 
+    /// The start banner's lines about the front door: the origin check (`origin`:
+    /// whether `--origin-secret` is set), API keys and their usage plan, route throttles.
+    /// Keys themselves are never printed. Nothing when none of them is on.
+    pub(crate) fn banner_lines(&self, origin: bool, plan: &UsagePlan) -> Vec<String> {
+        let mut lines = Vec::new();
+        if origin {
+            lines.push(format!(
+                "  origin       upgrades and /http need CloudFront's {} header (else 403)",
+                switchboard_core::names::headers::ORIGIN
+            ));
+        }
+        if self.key_required {
+            lines.push(format!(
+                "  api keys     upgrades need x-api-key: {} key(s) configured{}",
+                self.keys.len(),
+                plan_summary(plan)
+            ));
+        }
+        let mut routes: Vec<_> = self.routes.iter().collect();
+        routes.sort_by_key(|(route, _)| *route);
+        for (route, bucket) in routes {
+            lines.push(format!(
+                "  throttle     {route}: {} req/s, burst {} (else 429)",
+                bucket.rate, bucket.burst
+            ));
+        }
+        lines
+    }
+
     /// Takes a token from `route`'s bucket, when the route is throttled.
     pub(crate) fn admit_route(&self, route: &str) -> Result<(), Limited> {
         match self.routes.get(route) {
@@ -337,6 +385,46 @@ mod tests {
         assert_eq!(limits.admit(day + 2), Ok(()));
         assert_eq!(limits.admit(2 * day - 1), Err(Limited::QuotaExceeded));
         assert_eq!(limits.admit(2 * day), Ok(()));
+    }
+
+    #[test]
+    fn banner_says_what_the_front_door_checks_and_never_a_key() {
+        let bucket = |rate| Bucket::new(rate, 2.0 * rate, 0);
+        let limits = Limits {
+            clock: Clock::System,
+            key_required: true,
+            keys: HashMap::from([(
+                "s3cr3t-key".to_owned(),
+                Arc::new(KeyLimits {
+                    bucket: None,
+                    quota: None,
+                    used: Mutex::new((0, 0)),
+                }),
+            )]),
+            routes: HashMap::from([("sendMessage", bucket(5.0))]),
+            counters: LimitCounters::default(),
+        };
+        let plan = UsagePlan {
+            rate: Some(10.0),
+            burst: None,
+            quota: Some((1000, QuotaPeriod::Day)),
+        };
+        let text = limits.banner_lines(true, &plan).join("\n");
+        assert!(text.contains("x-switchboard-origin header"), "{text}");
+        assert!(text.contains("1 key(s)"), "{text}");
+        assert!(
+            text.contains("usage plan per key: 10 req/s, burst 10, quota 1000 per day"),
+            "{text}"
+        );
+        assert!(text.contains("sendMessage: 5 req/s, burst 10"), "{text}");
+        assert!(!text.contains("s3cr3t-key"), "{text}");
+
+        let open = Limits {
+            key_required: false,
+            routes: HashMap::new(),
+            ..limits
+        };
+        assert!(open.banner_lines(false, &UsagePlan::default()).is_empty());
     }
 
     #[test]

@@ -55,6 +55,12 @@ async fn origin_secret_guards_upgrades_and_the_http_api() {
         ..config()
     };
     let gw = start_with(config).await;
+    let banner = gw.exposure_lines().join("\n");
+    assert!(
+        banner.contains("need CloudFront's x-switchboard-origin"),
+        "{banner}"
+    );
+    assert!(!banner.contains("s3cret"), "{banner}");
     let url = format!("{}?user=alice", gw.ws_url());
     let forbidden = json!({"message": "Forbidden"});
     assert_eq!(refused(&url, &[]).await, (403, forbidden.clone()));
@@ -248,6 +254,16 @@ async fn api_keys_and_the_usage_plan() {
         quota: Some((4, QuotaPeriod::Day)),
     };
     let gw = start_app(true, config).await;
+    let banner = gw.exposure_lines().join("\n");
+    assert!(
+        banner.contains("upgrades need x-api-key: 2 key(s)"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("1 req/s, burst 2, quota 4 per day"),
+        "{banner}"
+    );
+    assert!(!banner.contains("key-one"), "{banner}");
     let url = format!("{}?user=alice", gw.ws_url());
     let forbidden = json!({"message": "Forbidden"});
     assert_eq!(refused(&url, &[]).await, (403, forbidden.clone()));
