@@ -149,3 +149,84 @@ impl Report {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::CheckFuture;
+
+    fn never(_: std::sync::Arc<Target>) -> CheckFuture {
+        Box::pin(async { Verdict::Skipped("not run".into()) })
+    }
+
+    fn check(kind: Kind) -> Check {
+        Check {
+            name: "x.y",
+            kind,
+            about: "",
+            slow: false,
+            run: never,
+        }
+    }
+
+    #[test]
+    fn rows_compare_with_the_local_value() {
+        let contract = check(Kind::Contract);
+        let obs = check(Kind::Observation { local: "1000" });
+        let pass = Row::new(&contract, Verdict::Pass("ok".into()));
+        assert_eq!((pass.target.as_str(), pass.agree), ("pass", Some(true)));
+        let fail = Row::new(&contract, Verdict::Fail("bad".into()));
+        assert!(fail.is_contract_failure());
+        assert_eq!(fail.target, "FAIL");
+        let same = Row::new(&obs, Verdict::observed("1000", ""));
+        assert_eq!((same.local.as_str(), same.agree), ("1000", Some(true)));
+        let other = Row::new(&obs, Verdict::observed("1005", "reason"));
+        assert_eq!(other.agree, Some(false));
+        assert!(
+            !other.is_contract_failure(),
+            "an observation never fails the run"
+        );
+        let broken = Row::new(&obs, Verdict::Fail("no close".into()));
+        assert_eq!(
+            (broken.target.as_str(), broken.agree),
+            ("error", Some(false))
+        );
+        let skipped = Row::new(&contract, Verdict::Skipped("no endpoint".into()));
+        assert_eq!(
+            (skipped.agree, skipped.is_contract_failure()),
+            (None, false)
+        );
+    }
+
+    #[test]
+    fn the_table_and_json_show_every_row() {
+        let report = Report {
+            ws: "ws://127.0.0.1:1/ws".into(),
+            http: "http://127.0.0.1:1".into(),
+            loopback: true,
+            checks: vec![
+                Row::new(
+                    &check(Kind::Contract),
+                    Verdict::Fail("why it failed".into()),
+                ),
+                Row::new(
+                    &check(Kind::Observation { local: "no" }),
+                    Verdict::observed("yes", "open after 15 s"),
+                ),
+            ],
+        };
+        assert_eq!(report.contract_failures(), 1);
+        let table = report.table();
+        assert!(
+            table.contains("why it failed") && table.contains("open after 15 s"),
+            "{table}"
+        );
+        assert!(
+            table.contains("2 checks: 0 agree, 1 contract failures, 0 skipped"),
+            "{table}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap_or_default();
+        assert_eq!(json["checks"][1]["target"], "yes");
+        assert_eq!(json["checks"][1]["agree"], false);
+    }
+}
