@@ -17,6 +17,8 @@ pub mod env {
     pub const COGNITO_CLIENT_ID: &str = "SWITCHBOARD_PARITY_COGNITO_CLIENT_ID";
     /// `--cognito-region`: the user pool's region (else `AWS_REGION`).
     pub const COGNITO_REGION: &str = "SWITCHBOARD_PARITY_COGNITO_REGION";
+    /// `--cognito-endpoint`: another Cognito endpoint (an emulator such as moto).
+    pub const COGNITO_ENDPOINT: &str = "SWITCHBOARD_PARITY_COGNITO_ENDPOINT";
     /// `--username`: the Cognito user the run signs in as.
     pub const USERNAME: &str = "SWITCHBOARD_PARITY_USERNAME";
     /// `--password`: that user's password.
@@ -67,6 +69,10 @@ pub struct Options {
     /// The Cognito region (default: AWS_REGION).
     #[arg(long, env = env::COGNITO_REGION)]
     pub cognito_region: Option<String>,
+    /// Cognito's endpoint (default: https://cognito-idp.REGION.amazonaws.com/); for
+    /// an emulator such as moto.
+    #[arg(long, env = env::COGNITO_ENDPOINT)]
+    pub cognito_endpoint: Option<String>,
     /// The Cognito user name.
     #[arg(long, env = env::USERNAME)]
     pub username: Option<String>,

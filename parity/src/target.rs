@@ -126,7 +126,7 @@ impl Target {
             .into_iter()
             .flatten()
             .any(|u| u.starts_with("https://") || u.starts_with("wss://"))
-            || matches!(tokens, Tokens::Cognito { .. });
+            || matches!(&tokens, Tokens::Cognito { url, .. } if url.starts_with("https://"));
         let tls = if needs_tls { Some(tls_config()?) } else { None };
         let management = management(endpoint.as_deref());
         let idle_wait = options
@@ -380,18 +380,28 @@ fn tokens(options: &Options, http_base: &str) -> Result<Tokens, ParityError> {
                 .password
                 .clone()
                 .ok_or(ParityError::CognitoIncomplete("--password"))?;
-            let region = options
-                .cognito_region
-                .clone()
-                .or_else(|| std::env::var(aws_env::REGION).ok())
-                .filter(|r| {
-                    !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                })
-                .ok_or(ParityError::CognitoIncomplete(
-                    "--cognito-region (or AWS_REGION)",
-                ))?;
+            let url = match &options.cognito_endpoint {
+                Some(endpoint) => {
+                    Url::parse(endpoint).map_err(|e| bad("--cognito-endpoint", endpoint, e))?;
+                    endpoint.clone()
+                }
+                None => {
+                    let region = options
+                        .cognito_region
+                        .clone()
+                        .or_else(|| std::env::var(aws_env::REGION).ok())
+                        .filter(|r| {
+                            !r.is_empty()
+                                && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                        })
+                        .ok_or(ParityError::CognitoIncomplete(
+                            "--cognito-region (or AWS_REGION)",
+                        ))?;
+                    format!("https://cognito-idp.{region}.amazonaws.com/")
+                }
+            };
             Tokens::Cognito {
-                url: format!("https://cognito-idp.{region}.amazonaws.com/"),
+                url,
                 body: json!({
                     "AuthFlow": "USER_PASSWORD_AUTH",
                     "ClientId": client_id,
@@ -532,5 +542,86 @@ mod tests {
             Target::from_options(&cognito),
             Err(ParityError::CognitoIncomplete(_))
         ));
+    }
+
+    /// One Cognito API call to moto (unsigned JSON, as moto accepts).
+    async fn cognito_call(endpoint: &str, action: &str, body: Value) -> Value {
+        let target = format!("AWSCognitoIdentityProviderService.{action}");
+        let headers = [
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", target.as_str()),
+        ];
+        let res = wire::request(
+            None,
+            endpoint,
+            "POST",
+            &headers,
+            body.to_string().as_bytes(),
+            LOCAL_STEP,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{action}: {e}"));
+        assert_eq!(res.status, 200, "{action}: {}", res.text());
+        res.json()
+    }
+
+    /// `--token-from cognito` against moto's Cognito: `InitiateAuth` with
+    /// `USER_PASSWORD_AUTH` gives an id token, asked once per run; a wrong password is
+    /// a clear error.
+    #[tokio::test]
+    async fn cognito_tokens_from_moto() {
+        let Some(moto) = switchboard_testing::moto_endpoint("cognito_tokens_from_moto") else {
+            return;
+        };
+        let pool = cognito_call(&moto, "CreateUserPool", json!({"PoolName": "parity"})).await;
+        let pool_id = pool["UserPool"]["Id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let client = cognito_call(
+            &moto,
+            "CreateUserPoolClient",
+            json!({"UserPoolId": pool_id, "ClientName": "web", "GenerateSecret": false,
+                   "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH"]}),
+        )
+        .await;
+        let client_id = client["UserPoolClient"]["ClientId"]
+            .as_str()
+            .unwrap_or_default();
+        cognito_call(
+            &moto,
+            "AdminCreateUser",
+            json!({"UserPoolId": pool_id, "Username": "parity", "MessageAction": "SUPPRESS"}),
+        )
+        .await;
+        let password = "Correct-Horse-9-Battery!";
+        cognito_call(
+            &moto,
+            "AdminSetUserPassword",
+            json!({"UserPoolId": pool_id, "Username": "parity", "Password": password, "Permanent": true}),
+        )
+        .await;
+        let options = |password: &str| Options {
+            ws: Some("ws://127.0.0.1:1/ws".into()),
+            http: Some("http://127.0.0.1:1".into()),
+            token_from: TokenFrom::Cognito,
+            cognito_client_id: Some(client_id.to_owned()),
+            cognito_endpoint: Some(format!("{moto}/")),
+            username: Some("parity".into()),
+            password: Some(password.into()),
+            ..Options::default()
+        };
+        let t = Target::from_options(&options(password)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.single_user());
+        let token = t.token("anyone").await.unwrap_or_else(|e| panic!("{e}"));
+        let token = token.unwrap_or_default();
+        assert_eq!(token.split('.').count(), 3, "{token}");
+        // Cached: the same token for every later connection of the run.
+        assert_eq!(t.token("someone-else").await, Ok(Some(token.clone())));
+        let query = t.identity_query("x").await.unwrap_or_default();
+        assert!(query.starts_with("token=") && query.len() > 20, "{query}");
+        let wrong = Target::from_options(&options("wrong")).unwrap_or_else(|e| panic!("{e}"));
+        let err = wrong.token("x").await.map(|_| ()).unwrap_err();
+        assert!(err.contains("NotAuthorized"), "{err}");
     }
 }

@@ -20,13 +20,13 @@ const ENV: [&str; 12] = [
     env::TOKEN_FROM,
     env::COGNITO_CLIENT_ID,
     env::COGNITO_REGION,
+    env::COGNITO_ENDPOINT,
     env::USERNAME,
     env::PASSWORD,
     env::CONNECTIONS_ENDPOINT,
     env::IDLE_WAIT_SECS,
     env::JSON,
     env::ONLY,
-    "SWITCHBOARD_PARITY_UNUSED",
 ];
 
 async fn start() -> (LocalGateway, std::path::PathBuf) {
