@@ -74,6 +74,11 @@ pub mod local {
 
 /// Every check, in report order.
 pub fn all() -> Vec<Check> {
+    [connection(), routes(), management(), services(), idle()].concat()
+}
+
+/// The upgrade: tokens, subprotocols, connection ids.
+fn connection() -> Vec<Check> {
     vec![
         check!(
             "auth.no_token_401",
@@ -99,6 +104,12 @@ pub fn all() -> Vec<Check> {
             "the first offered subprotocol is echoed; none offered, none echoed",
             auth::subprotocol
         ),
+    ]
+}
+
+/// Route selection, route responses, error frames, request ids, limits.
+fn routes() -> Vec<Check> {
+    vec![
         check!(
             "ids.connection_id_shape",
             Kind::Observation {
@@ -175,6 +186,12 @@ pub fn all() -> Vec<Check> {
             "a binary frame closes with 1003; a bystander is unaffected",
             limits::binary_frame
         ),
+    ]
+}
+
+/// `@connections` and `$disconnect`.
+fn management() -> Vec<Check> {
+    vec![
         check!(
             "mgmt.post_get",
             C,
@@ -233,6 +250,12 @@ pub fn all() -> Vec<Check> {
             "DELETE @connections runs $disconnect: the exact presence leave, the record gone",
             lifecycle::delete_runs_disconnect
         ),
+    ]
+}
+
+/// The HTTP API, queues and room history.
+fn services() -> Vec<Check> {
+    vec![
         check!(
             "http.unauthorized_401",
             C,
@@ -287,6 +310,12 @@ pub fn all() -> Vec<Check> {
             "resume refuses what the room guard refuses (invalid_room) and joins the rest",
             history::refused_rooms
         ),
+    ]
+}
+
+/// The idle timeout (slow: they wait for it).
+fn idle() -> Vec<Check> {
+    vec![
         check!(slow "idle.timeout_close", Kind::Observation { local: local::IDLE_CLOSE_CODE }, "the close code after the idle timeout", idle::timeout_close),
         check!(slow "idle.app_ping_keeps_open", C, "application messages (ping) keep a connection open past the idle timeout", idle::app_ping),
         check!(slow "idle.protocol_ping_resets", Kind::Observation { local: local::PROTOCOL_PING_RESETS_IDLE }, "whether protocol ping frames reset the idle timer", idle::protocol_ping),
