@@ -1,5 +1,6 @@
-//! The WebSocket upgrade of the chat app: the development authorizer's statuses, the
-//! subprotocol echo, and what plain HTTP gets on the WebSocket path.
+//! The WebSocket upgrade of the chat app: the development authorizer's statuses and what
+//! plain HTTP gets on the WebSocket path. The subprotocol echo is a parity check
+//! (`connect.subprotocol`, `parity/src/checks/auth.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::json;
@@ -40,31 +41,6 @@ async fn a_valid_upgrade_is_recorded() {
     assert_eq!(records[0]["sourceIp"], "127.0.0.1");
     assert_eq!(records[0]["userAgent"], USER_AGENT);
     close(&mut alice).await;
-    shutdown(gw).await;
-}
-
-#[tokio::test]
-async fn the_first_offered_subprotocol_is_echoed() {
-    let gw = start().await;
-    let url = format!("{}?user=alice", gw.ws_url());
-    let (mut ws, response) = try_connect_url(&url, &[("sec-websocket-protocol", "chat.v1, other")])
-        .await
-        .expect("upgrade with subprotocols");
-    assert_eq!(
-        response
-            .headers()
-            .get("sec-websocket-protocol")
-            .map(|v| v.to_str().unwrap()),
-        Some("chat.v1")
-    );
-    let pong = request(&mut ws, json!({"action": "ping"}), "pong").await;
-    assert_eq!(pong["action"], "pong");
-    close(&mut ws).await;
-
-    // Without an offer, no header.
-    let (mut ws, response) = try_connect_url(&url, &[]).await.expect("plain upgrade");
-    assert!(response.headers().get("sec-websocket-protocol").is_none());
-    close(&mut ws).await;
     shutdown(gw).await;
 }
 

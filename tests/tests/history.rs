@@ -1,9 +1,10 @@
 //! Room history and `resume` over real sockets, on the embedded store: a reader drops
 //! (its own close, a signed `DELETE @connections`, a reset TCP connection), the writer
 //! sends 50 lines, the reader reconnects with a new connection id and resumes: it gets
-//! all 50 in order, then live lines with no gap. A stale epoch and expired history
-//! answer `recovered:false` and replay nothing. The same scenario on DynamoDB (moto) is
-//! in `history_dynamodb.rs`.
+//! all 50 in order, then live lines with no gap. Expired history answers
+//! `recovered:false` and replays nothing. The same scenario on DynamoDB (moto) is in
+//! `history_dynamodb.rs`. A stale epoch, a resume without an epoch and refused rooms are
+//! parity checks (`parity/src/checks/history.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
@@ -45,65 +46,6 @@ async fn say(ws: &mut Ws, room: &str, text: &str) -> Value {
 }
 
 #[tokio::test]
-async fn a_stale_epoch_is_not_recovered_and_nothing_is_replayed() {
-    let gw = start().await;
-    let mut writer = connect(&gw, "writer").await;
-    join(&mut writer, "epochs").await;
-    let first = say(&mut writer, "epochs", "one").await;
-    let last = say(&mut writer, "epochs", "two").await;
-    assert_eq!(last["seq"].as_u64(), first["seq"].as_u64().map(|s| s + 1));
-
-    let mut reader = connect(&gw, "reader").await;
-    send_json(
-        &mut reader,
-        &json!({"action": "resume", "id": "e1",
-                "rooms": [{"room": "epochs", "since": 1, "epoch": "an-epoch-of-another-life"}]}),
-    )
-    .await;
-    let (resumed, before) = recv_until(&mut reader, |f| f["action"] == "resumed").await;
-    assert!(before.is_empty(), "nothing replayed: {before:?}");
-    assert_eq!(resumed["id"], "e1");
-    let entry = &resumed["rooms"][0];
-    assert_eq!(entry["recovered"], false, "{resumed}");
-    assert_eq!(entry["epoch"], last["epoch"]);
-    assert_eq!(entry["seq"], last["seq"]);
-
-    // Still a member again: live lines arrive, numbered on.
-    let live = say(&mut writer, "epochs", "three").await;
-    let (got, _) = recv_until(&mut reader, |f| f["action"] == "message").await;
-    assert_eq!(
-        (got["text"].as_str(), &got["seq"]),
-        (Some("three"), &live["seq"])
-    );
-    shutdown(gw).await;
-}
-
-#[tokio::test]
-async fn no_epoch_replays_everything_kept() {
-    let gw = start().await;
-    let mut writer = connect(&gw, "writer").await;
-    join(&mut writer, "fresh").await;
-    for i in 0..5 {
-        say(&mut writer, "fresh", &format!("l{i}")).await;
-    }
-    let mut reader = connect(&gw, "reader").await;
-    send_json(
-        &mut reader,
-        &json!({"action": "resume", "rooms": [{"room": "fresh", "since": 0, "epoch": null}]}),
-    )
-    .await;
-    let (resumed, replay) = recv_until(&mut reader, |f| f["action"] == "resumed").await;
-    let seqs: Vec<u64> = replay.iter().filter_map(|f| f["seq"].as_u64()).collect();
-    let last = resumed["rooms"][0]["seq"].as_u64().unwrap();
-    assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "{replay:?}");
-    assert_eq!(resumed["rooms"][0]["recovered"], true);
-    let texts: Vec<&str> = replay.iter().filter_map(|f| f["text"].as_str()).collect();
-    assert_eq!(texts, ["l0", "l1", "l2", "l3", "l4"]);
-    assert!(resumed.get("id").is_none(), "no id asked, none given");
-    shutdown(gw).await;
-}
-
-#[tokio::test]
 async fn expired_history_is_not_recovered() {
     let start_at = SystemTime::now();
     let now = Arc::new(Mutex::new(start_at));
@@ -139,37 +81,6 @@ async fn expired_history_is_not_recovered() {
     assert_eq!(entry["recovered"], false, "{resumed}");
     assert_eq!(entry["seq"], last["seq"], "the counter outlives the frames");
     assert_eq!(entry["epoch"], first["epoch"]);
-    shutdown(gw).await;
-}
-
-#[tokio::test]
-async fn refused_rooms_and_rooms_without_history() {
-    let gw = start().await;
-    let mut reader = connect(&gw, "reader").await;
-    send_json(
-        &mut reader,
-        &json!({"action": "resume", "id": "x",
-                "rooms": [{"room": "bad room!", "since": 0}, {"room": "fine", "since": 0}]}),
-    )
-    .await;
-    let (resumed, _) = recv_until(&mut reader, |f| f["action"] == "resumed").await;
-    let rooms = resumed["rooms"].as_array().unwrap();
-    // The chat's room guard (the join route's check) refuses the first.
-    assert_eq!(rooms[0]["room"], "bad room!");
-    assert_eq!(rooms[0]["error"]["code"], "invalid_room");
-    assert_eq!(rooms[1]["recovered"], true);
-    assert_eq!(rooms[1]["seq"], 0);
-    // The refused room was not joined; the other was.
-    let me = request(&mut reader, json!({"action": "whoami"}), "whoami").await;
-    assert_eq!(me["rooms"], json!(["fine"]));
-    // The join route refuses the same room with the same code.
-    let refused = request(
-        &mut reader,
-        json!({"action": "join", "room": "bad room!"}),
-        "joined",
-    )
-    .await;
-    assert_eq!(refused["error"]["code"], "invalid_room");
     shutdown(gw).await;
 }
 

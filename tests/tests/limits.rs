@@ -1,13 +1,13 @@
-//! API Gateway's frame and message limits and its refusal of binary frames: the offending
-//! connection is closed with the right status, and no other connection notices.
+//! API Gateway's frame limit: the offending connection is closed with 1009, and no other
+//! connection notices (counted by the gateway). The message limit over fragments, a
+//! message under it in fragments and binary frames (1003) are parity checks
+//! (`parity/src/checks/limits.rs`), run against the local gateway by `parity/tests/local.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use futures_util::SinkExt;
 use serde_json::json;
 use switchboard_tests::*;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 const KB: usize = 1024;
 
@@ -38,86 +38,6 @@ async fn frame_over_32_kb_closes_with_1009() {
 
     bystander_unaffected(&mut bystander).await;
     assert_eq!(gw.open_connections(), 1);
-    close(&mut bystander).await;
-    shutdown(gw).await;
-}
-
-#[tokio::test]
-async fn message_over_128_kb_in_small_fragments_closes_with_1009() {
-    let gw = start().await;
-    let mut bystander = connect(&gw, "bystander").await;
-    let mut alice = connect(&gw, "alice").await;
-
-    // 5 fragments of 26 KB: each frame is under 32 KB, the message is 130 KB.
-    let chunk = 26 * KB;
-    let fragments = 5;
-    assert!(chunk <= 32 * KB && chunk * fragments > 128 * KB);
-    let mut sent = Ok(());
-    for i in 0..fragments {
-        let opcode = if i == 0 {
-            OpCode::Data(Data::Text)
-        } else {
-            OpCode::Data(Data::Continue)
-        };
-        let frame = Frame::message(text_of(chunk), opcode, i == fragments - 1);
-        sent = step("send a fragment", alice.send(Message::Frame(frame))).await;
-        if sent.is_err() {
-            // The gateway may close before the last fragments are written.
-            break;
-        }
-    }
-    let _ = sent;
-    expect_close(&mut alice, 1009).await;
-
-    bystander_unaffected(&mut bystander).await;
-    close(&mut bystander).await;
-    shutdown(gw).await;
-}
-
-#[tokio::test]
-async fn message_under_128_kb_in_fragments_is_delivered() {
-    let gw = start().await;
-    let mut alice = connect(&gw, "alice").await;
-
-    // {"action":"echo","data":"aaaa..."} split across 4 frames of < 32 KB: 100 KB total.
-    let data = text_of(100 * KB);
-    let body = json!({"action": "echo", "data": data}).to_string();
-    let pieces: Vec<&[u8]> = body.as_bytes().chunks(30 * KB).collect();
-    let n = pieces.len();
-    for (i, piece) in pieces.into_iter().enumerate() {
-        let opcode = if i == 0 {
-            OpCode::Data(Data::Text)
-        } else {
-            OpCode::Data(Data::Continue)
-        };
-        let frame = Frame::message(piece.to_vec(), opcode, i == n - 1);
-        step("send a fragment", alice.send(Message::Frame(frame)))
-            .await
-            .unwrap();
-    }
-    let reply = recv_json(&mut alice).await;
-    assert_eq!(reply["action"], "echo");
-    assert_eq!(reply["data"].as_str().unwrap().len(), 100 * KB);
-
-    close(&mut alice).await;
-    shutdown(gw).await;
-}
-
-#[tokio::test]
-async fn binary_frame_closes_with_1003() {
-    let gw = start().await;
-    let mut bystander = connect(&gw, "bystander").await;
-    let mut alice = connect(&gw, "alice").await;
-
-    step(
-        "send binary",
-        alice.send(Message::binary(br#"{"action":"ping"}"#.to_vec())),
-    )
-    .await
-    .unwrap();
-    expect_close(&mut alice, 1003).await;
-
-    bystander_unaffected(&mut bystander).await;
     close(&mut bystander).await;
     shutdown(gw).await;
 }
