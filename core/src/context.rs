@@ -46,6 +46,15 @@ pub struct Delivery {
     pub gone: usize,
     /// Sends that failed otherwise (logged).
     pub failed: usize,
+    /// Recipients handed to the sharded fan-out ([`crate::fanout`]): the send was
+    /// larger than the threshold, so consumers post to them after the call returns
+    /// (not counted in the fields above). Omitted from JSON when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub queued: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Delivery {
@@ -53,6 +62,7 @@ impl Delivery {
         self.delivered += other.delivered;
         self.gone += other.gone;
         self.failed += other.failed;
+        self.queued += other.queued;
     }
 }
 
@@ -517,10 +527,30 @@ impl<'a> Target<'a> {
             TargetKind::Everyone => store.connection_ids().await.map_err(WsError::from)?,
         };
         let except = self.except;
-        let ids = ids
+        let ids: Vec<String> = ids
             .into_iter()
-            .filter(|id| except.as_deref() != Some(id.as_str()));
-        deliver(self.outbox.services, self.outbox.protect, ids, &frame).await
+            .filter(|id| except.as_deref() != Some(id.as_str()))
+            .collect();
+        let services = self.outbox.services;
+        if let Some(sharding) = &services.send.sharding {
+            let queued = crate::fanout::enqueue(sharding, self.outbox.protect, &ids, &frame)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "fan-out: could not queue the shards");
+                    WsError::new(
+                        crate::backend::CONNECTIONS_UNAVAILABLE,
+                        "the fan-out queue is unavailable; try again",
+                    )
+                    .with_status(503)
+                })?;
+            if let Some(queued) = queued {
+                return Ok(Delivery {
+                    queued,
+                    ..Delivery::default()
+                });
+            }
+        }
+        deliver(services, self.outbox.protect, ids.into_iter(), &frame).await
     }
 }
 

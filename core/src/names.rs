@@ -296,6 +296,34 @@ pub mod queue {
     }
 }
 
+/// Sharded fan-out: the internal queue large sends are split onto, and its defaults
+/// (see [`crate::fanout`]).
+pub mod fanout {
+    /// The logical name of the internal fan-out queue (its dead-letter queue is
+    /// `{name}-dlq`, by [`super::queue::dead_letter_queue_name`]). An app queue of
+    /// the same name would share it: the name is reserved.
+    pub const QUEUE: &str = "switchboard-fanout";
+    /// A send to more recipients than this is sharded through [`QUEUE`]; up to it, it
+    /// runs inline in the caller as before.
+    pub const DEFAULT_THRESHOLD: usize = 1000;
+    /// Recipients per shard (one queue message, one consumer invocation's work).
+    pub const DEFAULT_SHARD_SIZE: usize = 500;
+    /// How many times a shard's owed recipients are queued again after throttling or
+    /// `@connections` failures before the rest goes to the dead-letter queue.
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+    /// How many times one post is retried after a 429 (or 5xx) inside one attempt of a
+    /// shard, with jittered exponential backoff, before the recipient is owed.
+    pub const DEFAULT_POST_RETRIES: u32 = 6;
+    /// The role (`_HANDLER`) of the Lambda function that consumes [`QUEUE`].
+    pub const ROLE: &str = "fanout";
+    /// The variable that sets the threshold on AWS (recipients; default
+    /// [`DEFAULT_THRESHOLD`]).
+    pub const THRESHOLD_ENV: &str = "SWITCHBOARD_FANOUT_THRESHOLD";
+    /// The variable that sets the `@connections` rate budget of one fan-out function
+    /// instance (posts per second; unset: unlimited).
+    pub const RATE_ENV: &str = "SWITCHBOARD_FANOUT_RATE";
+}
+
 /// Room history, `resume` and request ids: field names and bounds of the wire protocol.
 pub mod history {
     /// The field a room frame's sequence number is added as.
