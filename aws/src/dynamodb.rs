@@ -136,6 +136,12 @@ pub fn table_names_from_env(problems: &mut Vec<String>) -> Option<TableNames> {
 
 type Item = HashMap<String, AttributeValue>;
 
+/// The filter of the reads a fan-out relies on (room members, a user's connections,
+/// every connection id): items whose `expires` (`#e`) has passed (`:now`, epoch
+/// seconds) are skipped, because DynamoDB's TTL deletion lags by up to days and a
+/// fan-out must not post to them. Items without `expires` are kept.
+const LIVE_FILTER: &str = "attribute_not_exists(#e) OR #e > :now";
+
 /// A [`ConnectionStore`] on two DynamoDB tables (see the [module docs](self)).
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
@@ -601,7 +607,10 @@ impl ConnectionStore for DynamoStore {
             .table_name(&self.tables.connections)
             .key_condition_expression("#u = :u")
             .expression_attribute_names("#u", attr::USERNAME)
-            .expression_attribute_values(":u", s(username));
+            .expression_attribute_values(":u", s(username))
+            .filter_expression(LIVE_FILTER)
+            .expression_attribute_names("#e", attr::EXPIRES)
+            .expression_attribute_values(":now", n(now_secs()));
         self.query_all(OP, query, self.page_size)
             .await?
             .iter()
@@ -629,7 +638,10 @@ impl ConnectionStore for DynamoStore {
             .scan()
             .table_name(&self.tables.connections)
             .projection_expression("#c")
-            .expression_attribute_names("#c", attr::CONNECTION_ID);
+            .expression_attribute_names("#c", attr::CONNECTION_ID)
+            .filter_expression(LIVE_FILTER)
+            .expression_attribute_names("#e", attr::EXPIRES)
+            .expression_attribute_values(":now", n(now_secs()));
         let mut ids = self
             .scan_all(OP, scan)
             .await?
@@ -701,7 +713,10 @@ impl ConnectionStore for DynamoStore {
             .expression_attribute_names("#r", attr::ROOM)
             .expression_attribute_names("#c", attr::CONNECTION_ID)
             .expression_attribute_names("#u", attr::USERNAME)
-            .expression_attribute_values(":r", s(room));
+            .expression_attribute_values(":r", s(room))
+            .filter_expression(LIVE_FILTER)
+            .expression_attribute_names("#e", attr::EXPIRES)
+            .expression_attribute_values(":now", n(now_secs()));
         let table = &self.tables.rooms;
         self.query_all(OP, query, self.page_size)
             .await?

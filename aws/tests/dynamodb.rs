@@ -655,7 +655,8 @@ async fn malformed_items_are_errors_naming_the_attribute() {
         .item(attr::USERNAME, AttributeValue::S("mal".into()))
         .item(attr::SESSION_KEY, AttributeValue::S("1#bad=".into()))
         .item(attr::CONNECTION_ID, AttributeValue::S("bad=".into()))
-        .item(attr::EXPIRES, AttributeValue::N("10".into()))
+        // Live (reads skip expired items): the missing `connectedAt` is the fault.
+        .item(attr::EXPIRES, AttributeValue::N("4000000000".into()))
         .send()
         .await
         .unwrap();
@@ -717,4 +718,58 @@ async fn missing_tables_are_backend_errors() {
         Err(StoreError::Backend { operation, .. }) => assert_eq!(operation, "join_room"),
         other => panic!("expected a Backend error, got {other:?}"),
     }
+}
+
+/// Records and memberships whose `expires` passed (TTL deletion lags by days) are
+/// skipped by the reads a fan-out uses, on DynamoDB and the embedded store alike.
+#[tokio::test]
+async fn reads_skip_records_whose_expires_passed() {
+    let memory = MemoryStore::new();
+    expired_fixture(&memory).await;
+    assert_eq!(ok(memory.connection_ids().await, "ids"), strs(&["live-1="]));
+    assert_eq!(
+        ok(memory.user_connections("tess").await, "user").len(),
+        1,
+        "only the live one"
+    );
+    let Some(fx) = Fixture::new("expired").await else {
+        return;
+    };
+    expired_fixture(&fx.store).await;
+    // A membership past its TTL, written as DynamoDB keeps it until the TTL sweep.
+    let past = chrono::Utc::now().timestamp() - 60;
+    fx.client
+        .put_item()
+        .table_name(&fx.tables.rooms)
+        .item(attr::ROOM, AttributeValue::S("r".into()))
+        .item(attr::CONNECTION_ID, AttributeValue::S("dead-1=".into()))
+        .item(attr::USERNAME, AttributeValue::S("tess".into()))
+        .item(attr::EXPIRES, AttributeValue::N(past.to_string()))
+        .send()
+        .await
+        .unwrap();
+    ok(
+        fx.store.join_room("r", &member("live-1=", "tess")).await,
+        "join",
+    );
+    let ids = ok(fx.store.connection_ids().await, "ids");
+    assert_eq!(ids, strs(&["live-1="]));
+    let mine = ok(fx.store.user_connections("tess").await, "user");
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].connection_id, "live-1=");
+    let members = ok(fx.store.room_members("r").await, "members");
+    assert_eq!(members, vec![member("live-1=", "tess")]);
+    fx.drop_tables().await;
+}
+
+/// One live connection and one whose `expires` passed a minute ago, both of `tess`.
+async fn expired_fixture(store: &dyn ConnectionStore) {
+    let now = now_millis();
+    ok(
+        store.put_connection(&record("live-1=", "tess", now)).await,
+        "put live",
+    );
+    let mut dead = record("dead-1=", "tess", now - 1000);
+    dead.expires = now / 1000 - 60;
+    ok(store.put_connection(&dead).await, "put dead");
 }

@@ -112,6 +112,7 @@ impl ConnectionStore for MemoryStore {
     }
 
     async fn user_connections(&self, username: &str) -> Result<Vec<ConnectionRecord>, StoreError> {
+        let now = chrono::Utc::now().timestamp();
         let inner = self.read();
         Ok(inner
             .by_user
@@ -119,6 +120,7 @@ impl ConnectionStore for MemoryStore {
             .into_iter()
             .flatten()
             .filter_map(|id| inner.connections.get(id).cloned())
+            .filter(|r| r.expires > now)
             .collect())
     }
 
@@ -129,7 +131,15 @@ impl ConnectionStore for MemoryStore {
     }
 
     async fn connection_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self.read().connections.keys().cloned().collect())
+        // Records whose `expires` passed are skipped, as DynamoDB's reads skip them.
+        let now = chrono::Utc::now().timestamp();
+        Ok(self
+            .read()
+            .connections
+            .values()
+            .filter(|r| r.expires > now)
+            .map(|r| r.connection_id.clone())
+            .collect())
     }
 
     async fn join_room(&self, room: &str, member: &Member) -> Result<bool, StoreError> {
@@ -197,7 +207,7 @@ mod tests {
             username: user.to_owned(),
             session_key: ConnectionRecord::session_key_for(1, id),
             connected_at: 1,
-            expires: 10,
+            expires: 4_000_000_000,
             source_ip: None,
             user_agent: None,
             claims: Default::default(),

@@ -177,11 +177,13 @@ pub trait ConnectionStore: Send + Sync + 'static {
             .await
             .map(|_| ())
     }
-    /// All connections of one user (one per session).
+    /// All connections of one user (one per session), skipping records whose
+    /// `expires` has passed.
     async fn user_connections(&self, username: &str) -> Result<Vec<ConnectionRecord>, StoreError>;
     /// Every connection record.
     async fn list_connections(&self) -> Result<Vec<ConnectionRecord>, StoreError>;
-    /// Every connection id (for broadcasts; cheaper than whole records).
+    /// Every connection id (for broadcasts; cheaper than whole records), skipping
+    /// records whose `expires` has passed (DynamoDB's TTL deletion lags by days).
     async fn connection_ids(&self) -> Result<Vec<String>, StoreError>;
     /// Adds a connection to a room; `false` if it was already in it. The store does not
     /// check that the connection is recorded (that would cost a read on DynamoDB):
@@ -189,7 +191,9 @@ pub trait ConnectionStore: Send + Sync + 'static {
     async fn join_room(&self, room: &str, member: &Member) -> Result<bool, StoreError>;
     /// Removes a connection from a room; `false` if it was not in it.
     async fn leave_room(&self, room: &str, connection_id: &str) -> Result<bool, StoreError>;
-    /// The members of a room, ordered by connection id.
+    /// The members of a room, ordered by connection id. DynamoDB skips memberships
+    /// whose `expires` has passed; the embedded store removes memberships with the
+    /// connection, so it has none.
     async fn room_members(&self, room: &str) -> Result<Vec<Member>, StoreError>;
     /// The rooms a connection is in, ordered by name.
     async fn rooms_of(&self, connection_id: &str) -> Result<Vec<String>, StoreError>;
