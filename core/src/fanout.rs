@@ -441,3 +441,29 @@ pub async fn consume_batch(
     }
     Ok(reports)
 }
+
+/// The `fanout` role's answer to one SQS event of [`QUEUE`]: its shards run
+/// concurrently; the ones that could not run (their owed recipients could not be
+/// queued again, or the body is not a shard) are reported as failures
+/// (`ReportBatchItemFailures`), so SQS delivers them again and, after the queue's
+/// `maxReceiveCount`, moves them to the dead-letter queue.
+pub async fn handle_sqs_event(
+    services: &Services,
+    event: &aws_lambda_events::sqs::SqsEvent,
+) -> aws_lambda_events::sqs::SqsBatchResponse {
+    let runs = event.records.iter().map(|record| async move {
+        let body = record.body.as_deref().unwrap_or_default();
+        (record, run_shard(services, body).await)
+    });
+    let mut response = aws_lambda_events::sqs::SqsBatchResponse::default();
+    for (record, run) in futures_util::future::join_all(runs).await {
+        match run {
+            Ok(report) => tracing::debug!(?report, "fan-out shard done"),
+            Err(e) => {
+                tracing::warn!(error = %e, "fan-out shard failed; SQS delivers it again");
+                response.add_failure(record.message_id.clone().unwrap_or_default());
+            }
+        }
+    }
+    response
+}
