@@ -120,10 +120,13 @@ impl Sharding {
     }
 }
 
-/// A token bucket: at most `per_sec` posts per second (a burst of one second's worth).
+/// A token bucket: at most `per_sec` posts per second, with a burst of 100 ms worth
+/// (a full second's burst would overrun an account limit enforced over shorter
+/// windows and earn 429s).
 #[derive(Debug)]
 pub struct RateBudget {
     per_sec: f64,
+    burst: f64,
     state: tokio::sync::Mutex<(f64, tokio::time::Instant)>,
 }
 
@@ -131,9 +134,11 @@ impl RateBudget {
     /// A budget of `per_sec` (at least 1) posts per second.
     pub fn new(per_sec: u32) -> Self {
         let per_sec = f64::from(per_sec.max(1));
+        let burst = (per_sec / 10.0).max(1.0);
         Self {
             per_sec,
-            state: tokio::sync::Mutex::new((per_sec, tokio::time::Instant::now())),
+            burst,
+            state: tokio::sync::Mutex::new((burst, tokio::time::Instant::now())),
         }
     }
 
@@ -144,7 +149,7 @@ impl RateBudget {
                 let mut state = self.state.lock().await;
                 let now = tokio::time::Instant::now();
                 let refill = now.duration_since(state.1).as_secs_f64() * self.per_sec;
-                state.0 = (state.0 + refill).min(self.per_sec);
+                state.0 = (state.0 + refill).min(self.burst);
                 state.1 = now;
                 if state.0 >= 1.0 {
                     state.0 -= 1.0;
