@@ -225,6 +225,59 @@ fn assert_no_nulls(path: &str, v: &Value) {
     }
 }
 
+/// The sharded fan-out's resources (issue 17): the chat app sends to rooms, so it has
+/// the fan-out queue, its dead-letter queue, the `fanout` function, its role, its event
+/// source mapping and their alarms.
+fn fanout_resources() -> Vec<(String, String)> {
+    let alarm = "aws:cloudwatch/metricAlarm:MetricAlarm";
+    [
+        ("aws:sqs/queue:Queue", "queue-switchboard-fanout"),
+        ("aws:sqs/queue:Queue", "queue-switchboard-fanout-dlq"),
+        ("aws:iam/role:Role", "fanout"),
+        ("aws:lambda/function:Function", "fanout"),
+        ("aws:lambda/eventSourceMapping:EventSourceMapping", "fanout"),
+        (alarm, "fanout-errors"),
+        (alarm, "fanout-throttles"),
+        (alarm, "queue-switchboard-fanout-dlq-depth"),
+    ]
+    .into_iter()
+    .map(|(t, n)| (t.to_owned(), n.to_owned()))
+    .collect()
+}
+
+#[tokio::test]
+async fn the_fanout_function_consumes_its_queue_and_senders_get_its_url() {
+    let run = run_example(false).await;
+    let fanout = run.find("aws:lambda/function:Function", "fanout");
+    assert_eq!(fanout.inputs["handler"], "fanout");
+    let vars = env(&run, "fanout");
+    for var in [
+        "SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT",
+        "SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT_DLQ",
+        "SWITCHBOARD_MANAGEMENT_ENDPOINT",
+        "SWITCHBOARD_ROOMS_TABLE",
+    ] {
+        assert!(vars.contains_key(var), "fanout lacks {var}: {vars:?}");
+    }
+    // A route that sends to rooms may shard: it gets the queue, not the DLQ.
+    let sender = env(&run, "route-sendMessage");
+    assert!(sender.contains_key("SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT"));
+    assert!(!sender.contains_key("SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT_DLQ"));
+    let queue = run.find("aws:sqs/queue:Queue", "queue-switchboard-fanout");
+    assert_eq!(queue.inputs["fifoQueue"], true);
+    assert!(
+        queue.inputs["redrivePolicy"]
+            .to_string()
+            .contains("maxReceiveCount")
+    );
+    let esm = run.find("aws:lambda/eventSourceMapping:EventSourceMapping", "fanout");
+    assert_eq!(esm.inputs["batchSize"], 10);
+    assert_eq!(
+        esm.inputs["functionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+}
+
 /// A function's environment (secret or not: the authorizer's and `http`'s hold the
 /// origin secret, so the whole property is sent as a secret).
 fn env(run: &Run, name: &str) -> serde_json::Map<String, Value> {
@@ -241,7 +294,9 @@ async fn update_registers_every_resource_with_its_key_properties() {
 
     // Exactly the expected resources, once each, plus the stack.
     let names: BTreeSet<_> = run.names().into_iter().collect();
-    assert_eq!(names, expected(&chat_routes(), has_http(), &chat_queues()));
+    let mut want = expected(&chat_routes(), has_http(), &chat_queues());
+    want.extend(fanout_resources());
+    assert_eq!(names, want);
     assert_eq!(
         run.names().len(),
         names.len(),

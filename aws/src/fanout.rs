@@ -5,7 +5,7 @@
 //! | variable | meaning |
 //! |---|---|
 //! | `SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT` | the fan-out queue's URL; unset: every send runs inline |
-//! | `SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT_DLQ` | its dead-letter queue's URL (the `fanout` role sends recipients still owed there) |
+//! | `SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT_DLQ` | its dead-letter queue's URL (the `fanout` role sends recipients still owed there; without it, a last attempt fails and SQS's redrive moves it) |
 //! | `SWITCHBOARD_FANOUT_THRESHOLD` | recipients above which a send is sharded (default 1000) |
 //! | `SWITCHBOARD_FANOUT_RATE` | posts per second one `fanout` instance may make (the account's limit / its reserved concurrency) |
 //!
@@ -35,12 +35,9 @@ pub fn sharding_from_env(aws: &AwsSettings) -> Result<Option<Sharding>, ConfigEr
     let mut problems = Vec::new();
     let dlq = dead_letter_queue_name(QUEUE);
     let mut urls = vec![(QUEUE.to_owned(), url)];
-    match var(&env::queue_url(&dlq)) {
-        Some(dlq_url) => urls.push((dlq, dlq_url)),
-        None => problems.push(format!(
-            "{} is not set (the fan-out dead-letter queue's URL)",
-            env::queue_url(&dlq)
-        )),
+    // Only the `fanout` function sends there; elsewhere it is not set.
+    if let Some(dlq_url) = var(&env::queue_url(&dlq)) {
+        urls.push((dlq, dlq_url));
     }
     let number = |name: &str, problems: &mut Vec<String>| -> Option<u32> {
         let value = var(name)?;

@@ -244,6 +244,14 @@ fn environment_and_statements(
             ],
             vec![q.out("arn")],
         ));
+        // The fan-out consumer sends the recipients still owed to the dead-letter queue.
+        let dlq_name = switchboard_core::queue::dead_letter_queue_name(queue);
+        if queue == switchboard_core::names::fanout::QUEUE
+            && let Some(dlq) = needs.queues.get(&dlq_name)
+        {
+            extra.push(statement(&["sqs:SendMessage"], vec![dlq.out("arn")]));
+            env.push((queue_url_env_var(&dlq_name), dlq.out("url")));
+        }
     }
     Ok((env, extra))
 }

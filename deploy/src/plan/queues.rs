@@ -12,6 +12,7 @@ use crate::DeployError;
 use crate::aws::{EventSourceMapping, SqsQueue};
 use crate::input::Input;
 use crate::model::{FunctionKind, Queue, Service};
+use switchboard_core::names::fanout::QUEUE as FANOUT_QUEUE;
 
 /// The queues, by logical name.
 pub(super) type Queues = BTreeMap<String, Handle>;
@@ -20,14 +21,23 @@ pub(super) type Queues = BTreeMap<String, Handle>;
 pub(super) fn queues(p: &mut Plan, service: &Service, prefix: &str) -> Result<Queues, DeployError> {
     let mut queues = Queues::new();
     for q in &service.queues {
-        let queue = queue(p, service, prefix, q)?;
+        let (queue, dlq) = queue(p, service, prefix, q)?;
         queues.insert(q.name.clone(), queue);
+        // The fan-out consumer sends recipients still owed to its dead-letter queue.
+        if q.name == FANOUT_QUEUE {
+            queues.insert(dead_letter_queue_name(&q.name), dlq);
+        }
     }
     Ok(queues)
 }
 
 /// One queue and its dead-letter queue.
-fn queue(p: &mut Plan, service: &Service, prefix: &str, q: &Queue) -> Result<Handle, DeployError> {
+fn queue(
+    p: &mut Plan,
+    service: &Service,
+    prefix: &str,
+    q: &Queue,
+) -> Result<(Handle, Handle), DeployError> {
     let name = sqs_fifo_name(prefix, &q.name)
         .ok_or_else(|| DeployError::Plan(format!("queue name `{}` is not valid in SQS", q.name)))?;
     let dlq_name = sqs_fifo_name(prefix, &dead_letter_queue_name(&q.name))
@@ -49,7 +59,7 @@ fn queue(p: &mut Plan, service: &Service, prefix: &str, q: &Queue) -> Result<Han
             redrive_policy: None,
         },
     );
-    Ok(p.add(
+    let queue = p.add(
         format!("queue-{}", q.name),
         SqsQueue {
             name,
@@ -64,7 +74,8 @@ fn queue(p: &mut Plan, service: &Service, prefix: &str, q: &Queue) -> Result<Han
                 ("maxReceiveCount", Some(Input::from(MAX_RECEIVE_COUNT))),
             ])))),
         },
-    ))
+    );
+    Ok((queue, dlq))
 }
 
 /// The event source mapping of every queue consumer.
