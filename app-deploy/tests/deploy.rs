@@ -250,6 +250,11 @@ async fn the_fanout_function_consumes_its_queue_and_senders_get_its_url() {
     let run = run_example(false).await;
     let fanout = run.find("aws:lambda/function:Function", "fanout");
     assert_eq!(fanout.inputs["handler"], "fanout");
+    // Reserved concurrency from config (`fanoutConcurrency`, default 10); no other
+    // function reserves any.
+    assert_eq!(fanout.inputs["reservedConcurrentExecutions"], 10);
+    let route = run.find("aws:lambda/function:Function", "route-sendMessage");
+    assert!(route.inputs.get("reservedConcurrentExecutions").is_none());
     let vars = env(&run, "fanout");
     for var in [
         "SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT",
