@@ -301,3 +301,78 @@ async fn a_consumer_crash_mid_shard_retries_the_shard() {
     );
     assert!(posts.values().all(|n| *n <= 2));
 }
+
+/// The same storm over HTTP: the real SigV4 `@connections` client against a fake
+/// endpoint on 127.0.0.1 that answers 429 `LimitExceededException` to the first 6 posts
+/// of every connection (more than the client's own 4 retries).
+#[tokio::test]
+async fn a_429_storm_over_http_loses_nobody_and_posts_nobody_twice() {
+    use axum::http::{HeaderValue, StatusCode, Uri};
+    use axum::response::IntoResponse;
+    use switchboard::aws::AwsSettings;
+    use switchboard::aws::connections::ManagementApi;
+
+    #[derive(Default)]
+    struct Endpoint {
+        calls: Mutex<HashMap<String, usize>>,
+        posted: Mutex<HashMap<String, usize>>,
+    }
+    let endpoint = Arc::new(Endpoint::default());
+    let state = endpoint.clone();
+    let router = axum::Router::new().fallback(move |uri: Uri| {
+        let state = state.clone();
+        async move {
+            let id = uri.path().rsplit('/').next().unwrap_or_default().to_owned();
+            let call = {
+                let mut calls = state.calls.lock().unwrap();
+                let n = calls.entry(id.clone()).or_default();
+                *n += 1;
+                *n
+            };
+            if call <= 6 {
+                let mut r = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    r#"{"message":"Rate exceeded"}"#,
+                )
+                    .into_response();
+                r.headers_mut().insert(
+                    "x-amzn-errortype",
+                    HeaderValue::from_static("LimitExceededException"),
+                );
+                return r;
+            }
+            *state.posted.lock().unwrap().entry(id).or_default() += 1;
+            StatusCode::OK.into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let url = format!("http://{addr}");
+    let api = Arc::new(ManagementApi::new(
+        &AwsSettings::local(url.clone()),
+        format!("{url}/ws"),
+    ));
+    let queue = Arc::new(MemoryQueue::new().with_queue(QUEUE, QueueSettings::default()));
+    let sharding = Sharding::new(queue.clone())
+        .threshold(THRESHOLD)
+        .shard_size(SHARD)
+        .backoff(Duration::from_millis(1))
+        .retries(1, 10);
+    let app = App::new().sharding(sharding);
+    let s = Setup {
+        dispatcher: app.dispatcher(api).unwrap(),
+        recorder: Arc::new(Recorder::default()),
+        queue,
+    };
+    fill(&s, "r", 0..15).await;
+    assert_eq!(blast_room(&s, "r").await["queued"], 15);
+    let drained = tokio::time::timeout(Duration::from_secs(60), drain(&s)).await;
+    assert!(drained.is_ok(), "the storm drained in bounded time");
+    let posted = endpoint.posted.lock().unwrap().clone();
+    assert_eq!(posted.len(), 15, "every member served");
+    assert!(posted.values().all(|n| *n == 1), "nobody twice: {posted:?}");
+    assert!(s.queue.dead_letters(QUEUE, 10).await.unwrap().is_empty());
+}
