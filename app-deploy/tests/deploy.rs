@@ -34,6 +34,8 @@ fn expected(
         ),
         ("aws:dynamodb/table:Table", "connections".into()),
         ("aws:dynamodb/table:Table", "rooms".into()),
+        // The chat keeps room history.
+        ("aws:dynamodb/table:Table", "history".into()),
         ("aws:apigatewayv2/api:Api", ws_api_name()),
         ("aws:iam/role:Role", "pre-signup".into()),
         ("aws:lambda/function:Function", "pre-signup".into()),
@@ -380,6 +382,15 @@ async fn update_registers_every_resource_with_its_key_properties() {
             "chat-dev-websocket-connections"
         );
         assert_eq!(e["SWITCHBOARD_ROOMS_TABLE"], "chat-dev-websocket-rooms");
+        // The history table goes to exactly the functions that can send.
+        assert_eq!(
+            e.get("SWITCHBOARD_HISTORY_TABLE").map(|v| v.as_str()),
+            route
+                .capabilities
+                .connections
+                .then_some(Some("chat-dev-websocket-history")),
+            "{slug}"
+        );
         let api_id = &api.id;
         assert_eq!(
             e["SWITCHBOARD_MANAGEMENT_ENDPOINT"],
@@ -561,6 +572,21 @@ async fn update_registers_every_resource_with_its_key_properties() {
         json!({"attributeName": "expires", "enabled": true})
     );
     assert_eq!(r.inputs["serverSideEncryption"], json!({"enabled": true}));
+    let h = run.find("aws:dynamodb/table:Table", "history");
+    assert_eq!(h.inputs["name"], "chat-dev-websocket-history");
+    assert_eq!(
+        (&h.inputs["hashKey"], &h.inputs["rangeKey"]),
+        (&json!("room"), &json!("seq"))
+    );
+    assert_eq!(
+        h.inputs["attributes"],
+        json!([{"name": "room", "type": "S"}, {"name": "seq", "type": "N"}])
+    );
+    assert_eq!(
+        h.inputs["ttl"],
+        json!({"attributeName": "expires", "enabled": true})
+    );
+    assert_eq!(h.inputs["serverSideEncryption"], json!({"enabled": true}));
 
     // The page and CloudFront.
     let bucket = run.find("aws:s3/bucket:Bucket", "web");

@@ -80,9 +80,18 @@ async fn the_stage_passes_the_policy_checks() {
             route.capabilities.connections,
             "{slug}"
         );
+        // `Scan` is only in the connection store's statement (`PutItem` is in the
+        // history table's too).
         assert_eq!(
-            text.contains("dynamodb:PutItem"),
+            text.contains("dynamodb:Scan"),
             route.capabilities.store,
+            "{slug}"
+        );
+        // The history table: exactly the functions that can send (the chat keeps
+        // history in every room; `resume` reads it).
+        assert_eq!(
+            text.contains("dynamodb:UpdateItem"),
+            route.capabilities.connections,
             "{slug}"
         );
         // A function that posts and reads the store may shard a send onto the fan-out

@@ -132,7 +132,12 @@ async fn aws_calls_per_operation() {
         if i + 1 == N {
             print(&format!("`join` (room of {N})"), &c);
         }
-        assert_eq!(c.dynamodb, ops(&[("PutItem", 1), ("Query", 2)]));
+        // The chat keeps room history: the presence frame also allocates its seq
+        // (UpdateItem on the room's counter) and is stored (PutItem).
+        assert_eq!(
+            c.dynamodb,
+            ops(&[("PutItem", 2), ("Query", 2), ("UpdateItem", 1)])
+        );
         assert_eq!(c.connections, ops(&[("PostToConnection", i + 1)]));
     }
     let last = clients[N - 1].id.clone();
@@ -148,7 +153,7 @@ async fn aws_calls_per_operation() {
     }
 
     // A room send of N members: the app's membership check (Query on the rooms GSI),
-    // the members (Query), N posts.
+    // the seq (UpdateItem) and the stored frame (PutItem), the members (Query), N posts.
     let send = aws.function("ws:sendMessage").await;
     let body = r#"{"action":"sendMessage","room":"r","text":"hi"}"#;
     let reply = send
@@ -157,11 +162,16 @@ async fn aws_calls_per_operation() {
     assert_eq!(reply, Value::Null, "sendMessage replies nothing");
     let c = cost(&aws);
     print(&format!("room send (`sendMessage`, room of {N})"), &c);
-    assert_eq!(c.dynamodb, ops(&[("Query", 2)]));
+    assert_eq!(
+        c.dynamodb,
+        ops(&[("Query", 2), ("UpdateItem", 1), ("PutItem", 1)])
+    );
     assert_eq!(c.connections, ops(&[("PostToConnection", N)]));
     assert!(c.sqs.is_empty());
+    let mut hi = Value::Null;
     for client in &mut clients {
-        assert_eq!(client.recv().await["text"], "hi");
+        hi = client.recv().await;
+        assert_eq!(hi["text"], "hi");
     }
 
     // Broadcast to every connection (N + the extra one): one Scan, one post each.
@@ -215,7 +225,13 @@ async fn aws_calls_per_operation() {
     print(&format!("`$disconnect` (in one room of {N})"), &c);
     assert_eq!(
         c.dynamodb,
-        ops(&[("Query", 3), ("DeleteItem", 1), ("BatchWriteItem", 1)])
+        ops(&[
+            ("Query", 3),
+            ("DeleteItem", 1),
+            ("BatchWriteItem", 1),
+            ("UpdateItem", 1),
+            ("PutItem", 1)
+        ])
     );
     assert_eq!(c.connections, ops(&[("PostToConnection", N - 1)]));
     assert!(
@@ -225,6 +241,33 @@ async fn aws_calls_per_operation() {
             .unwrap()
             .is_none()
     );
+
+    // resume of one room by a new connection that missed 2 frames ("hi" and the
+    // presence frame of the disconnect above): the join (PutItem), the counter
+    // (UpdateItem), the frames (Query), one post per frame; the answer is the route
+    // response.
+    let late = &mut aws.clients("w", 1, &connect).await[0];
+    aws.reset_calls();
+    let resume = aws.function("ws:resume").await;
+    let since = hi["seq"].as_u64().unwrap() - 1;
+    let body = json!({"action": "resume", "id": "q",
+                      "rooms": [{"room": "r", "since": since, "epoch": hi["epoch"]}]})
+    .to_string();
+    let resumed = resume
+        .reply(&late.event("MESSAGE", "resume", Some(&body)))
+        .await;
+    assert_eq!(resumed["id"], "q");
+    assert_eq!(resumed["rooms"][0]["recovered"], true, "{resumed}");
+    assert_eq!(resumed["rooms"][0]["seq"].as_u64(), Some(since + 2));
+    let c = cost(&aws);
+    print("`resume` (1 room, 2 frames missed)", &c);
+    assert_eq!(
+        c.dynamodb,
+        ops(&[("PutItem", 1), ("UpdateItem", 1), ("Query", 1)])
+    );
+    assert_eq!(c.connections, ops(&[("PostToConnection", 2)]));
+    assert_eq!(late.recv().await, hi, "replayed exactly as delivered");
+    assert_eq!(late.recv().await["event"], "leave");
 
     // $disconnect of a connection in no room: Query (app) + DeleteItem + Query (rooms).
     let lonely = &aws.clients("y", 1, &connect).await[0];

@@ -127,9 +127,23 @@ async fn forward_on_sqs_and_consume_batches_with_partial_failures() {
     assert_eq!(placed["customer"], "alice");
     assert_eq!(placed["ref"], "r-1");
 
+    // The batch's EMF line: its failures, by queue, and the fan-out to alice (carol is
+    // not connected, so the send to her user reaches no connection).
+    let docs = consumer.emf_documents(1).await;
+    let batch = docs.first().cloned().unwrap_or_default();
+    assert_eq!(batch["Queue"], "orders", "{docs:?}");
+    assert_eq!(batch["QueueBatchFailures"], 2);
+    assert_eq!(batch["FanoutRecipients"], 1);
+    assert_eq!(batch["FanoutGone"], 0);
+
     // A batch of only good messages reports nothing; an empty batch too.
     let answer = consumer.response(&sqs::event([]).build()).await;
     assert_eq!(answer, json!({"batchItemFailures": []}));
+    let docs = consumer.emf_documents(2).await;
+    assert_eq!(
+        docs.get(1).map(|d| d["QueueBatchFailures"].clone()),
+        Some(json!(0))
+    );
 
     // The Lambda deletes what it did not report: the queue's message is done.
     for m in &received {

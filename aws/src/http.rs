@@ -42,6 +42,7 @@ use switchboard_core::backend::ConnectionsClient;
 use switchboard_core::http::{
     HttpError, identity_from_authorizer, insert_caller, is_http_path, mount,
 };
+use switchboard_core::origin::OriginSecrets;
 use switchboard_core::request::Services;
 use switchboard_core::spec::{AppSpec, StartError};
 
@@ -50,6 +51,7 @@ use switchboard_core::spec::{AppSpec, StartError};
 #[derive(Clone)]
 pub struct HttpService {
     router: Router,
+    origin: Option<OriginSecrets>,
 }
 
 impl std::fmt::Debug for HttpService {
@@ -74,7 +76,16 @@ impl HttpService {
     pub fn new(app_router: Router, services: Arc<Services>) -> Self {
         Self {
             router: mount(app_router, services).layer(middleware::from_fn(lambda_identity)),
+            origin: None,
         }
+    }
+
+    /// Refuses every event whose [`ORIGIN`](switchboard_core::names::headers::ORIGIN)
+    /// header is not one of `secrets` with `403 {"message":"Forbidden"}`, before the
+    /// event is converted or routed; `None`: no check.
+    pub fn with_origin(mut self, secrets: Option<OriginSecrets>) -> Self {
+        self.origin = secrets;
+        self
     }
 
     /// Handles one event, as the `http` function does for every invocation: converts it
@@ -84,6 +95,16 @@ impl HttpService {
         let started = Instant::now();
         let request_id = event.request_context.request_id.clone().unwrap_or_default();
         let method = event.request_context.http.method.clone();
+        if let Some(secrets) = &self.origin
+            && !secrets.allows(&event.headers)
+        {
+            tracing::warn!(
+                request_id = request_id.as_str(),
+                status = 403,
+                "refused: no valid origin header (a request around CloudFront)"
+            );
+            return forbidden();
+        }
         let (path, response) = match into_request(event) {
             Ok(request) => {
                 let path = request.uri().path().to_owned();
@@ -147,6 +168,18 @@ struct Refused {
 }
 
 /// The request an HTTP API payload v2 event describes.
+/// API Gateway's own refusal, `403 {"message":"Forbidden"}`.
+fn forbidden() -> ApiGatewayV2httpResponse {
+    let mut answer = ApiGatewayV2httpResponse::default();
+    answer.status_code = 403;
+    if let Ok(v) = HeaderValue::from_str("application/json") {
+        answer.headers.insert(axum::http::header::CONTENT_TYPE, v);
+    }
+    answer.body = Some(EventBody::Text(r#"{"message":"Forbidden"}"#.to_owned()));
+    answer.is_base64_encoded = false;
+    answer
+}
+
 fn into_request(event: ApiGatewayV2httpRequest) -> Result<Request, Refused> {
     let context = event.request_context;
     let raw_path = event

@@ -17,13 +17,22 @@
 //! [`JwtConfig::jwks_refresh_interval`], and concurrent callers share that one fetch, so
 //! garbage tokens cannot make the verifier hammer the issuer. A failed refetch keeps the
 //! cached keys.
+//!
+//! Known keys are refreshed on a schedule as well: once the key set is older than
+//! [`JwtConfig::jwks_max_age`] (10 minutes by default), the next verification refetches
+//! it first (one caller fetches; the others go on with the cached keys meanwhile), so a
+//! long-running process follows a rotation and stops accepting keys the issuer dropped.
+//! A failed scheduled refresh keeps the old keys and is retried after
+//! [`JwtConfig::jwks_refresh_interval`]. No background task: a frozen Lambda container
+//! refreshes on its next invocation. The schedule reads a [`Clock`]
+//! ([`JwtVerifier::with_clock`]), so tests move time instead of waiting.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_lambda_events::apigw::{
@@ -44,6 +53,7 @@ use tokio::sync::Mutex;
 
 use crate::ConfigError;
 use switchboard_core::auth::{self, AuthError, Authorizer, MAX_AUTHORIZER_RESULT_BYTES};
+use switchboard_core::clock::Clock;
 
 use switchboard_core::names::env;
 
@@ -53,6 +63,8 @@ pub const ALGORITHM: &str = "RS256";
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// Default minimum time between two JWKS fetches caused by unknown key ids.
 pub const DEFAULT_JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Default age after which a known key set is refetched before use.
+pub const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(10 * 60);
 /// Default limit on a token's length in bytes.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Default time limit of one JWKS fetch (connect, request and body).
@@ -129,8 +141,12 @@ pub struct JwtConfig {
     pub required_groups: Vec<String>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     pub leeway: Duration,
-    /// An unknown `kid` refetches the JWKS at most once per this interval.
+    /// An unknown `kid` refetches the JWKS at most once per this interval (and a failed
+    /// scheduled refresh is retried after it).
     pub jwks_refresh_interval: Duration,
+    /// A key set older than this is refetched before its next use (the scheduled
+    /// refresh that follows rotations and revocations).
+    pub jwks_max_age: Duration,
     /// Longer tokens are refused before any parsing.
     pub max_token_bytes: usize,
     /// Time limit of one JWKS fetch.
@@ -140,7 +156,8 @@ pub struct JwtConfig {
 impl JwtConfig {
     /// A configuration for `issuer` with the defaults: keys at
     /// `{issuer}/.well-known/jwks.json`, id tokens, no audience or group check,
-    /// 60 s leeway, 5 min refresh interval, 16 KB limit, 5 s fetch timeout.
+    /// 60 s leeway, 5 min refresh interval, 10 min key-set age, 16 KB limit, 5 s fetch
+    /// timeout.
     pub fn new(issuer: impl Into<String>) -> Self {
         let issuer = issuer.into();
         Self {
@@ -151,6 +168,7 @@ impl JwtConfig {
             required_groups: Vec::new(),
             leeway: DEFAULT_LEEWAY,
             jwks_refresh_interval: DEFAULT_JWKS_REFRESH_INTERVAL,
+            jwks_max_age: DEFAULT_JWKS_MAX_AGE,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             jwks_timeout: DEFAULT_JWKS_TIMEOUT,
         }
@@ -167,6 +185,12 @@ impl JwtConfig {
     /// With another JWKS URL.
     pub fn with_jwks_url(mut self, url: impl Into<String>) -> Self {
         self.jwks_url = url.into();
+        self
+    }
+
+    /// Refetching a known key set once it is older than `max_age`.
+    pub fn with_jwks_max_age(mut self, max_age: Duration) -> Self {
+        self.jwks_max_age = max_age;
         self
     }
 
@@ -231,6 +255,17 @@ impl JwtConfig {
                 TokenUse::default()
             }
         };
+        let max_age = match get(env::JWKS_MAX_AGE_SECS).map(|v| v.parse::<u64>()) {
+            None => None,
+            Some(Ok(secs)) if secs > 0 => Some(secs),
+            Some(_) => {
+                problems.push(format!(
+                    "{} must be a positive number of seconds",
+                    env::JWKS_MAX_AGE_SECS
+                ));
+                None
+            }
+        };
         let required_groups = get(env::JWT_GROUPS)
             .map(|list| {
                 list.split(',')
@@ -247,6 +282,9 @@ impl JwtConfig {
                     config.jwks_url = url;
                 }
                 config.token_use = token_use;
+                if let Some(secs) = max_age {
+                    config.jwks_max_age = Duration::from_secs(secs);
+                }
                 config.audience = get(env::JWT_AUDIENCE);
                 config.required_groups = required_groups;
                 Ok(config)
@@ -491,7 +529,8 @@ enum KeySource {
 
 #[derive(Default)]
 struct FetchState {
-    last_attempt: Option<Instant>,
+    /// Epoch milliseconds of the last fetch attempt.
+    last_attempt: Option<i64>,
     loaded: bool,
     last_error: Option<String>,
 }
@@ -504,6 +543,10 @@ pub struct JwtVerifier {
     keys: RwLock<Arc<KeySet>>,
     fetch: Mutex<FetchState>,
     fetches: AtomicU64,
+    /// Epoch milliseconds at which the cached key set is due for its scheduled refresh
+    /// (`i64::MAX` until one is loaded over HTTP).
+    refresh_due: AtomicI64,
+    clock: Clock,
 }
 
 impl fmt::Debug for JwtVerifier {
@@ -534,7 +577,15 @@ impl JwtVerifier {
             keys: RwLock::new(Arc::new(KeySet::new())),
             fetch: Mutex::new(FetchState::default()),
             fetches: AtomicU64::new(0),
+            refresh_due: AtomicI64::new(i64::MAX),
+            clock: Clock::System,
         }
+    }
+
+    /// With the schedule's clock (tests: a [`Clock::manual`]).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// A verifier with a fixed key set (a JWKS document), never fetched (tests).
@@ -552,6 +603,8 @@ impl JwtVerifier {
                 ..FetchState::default()
             }),
             fetches: AtomicU64::new(0),
+            refresh_due: AtomicI64::new(i64::MAX),
+            clock: Clock::System,
         })
     }
 
@@ -737,6 +790,9 @@ impl JwtVerifier {
     /// The key for `kid`: from the cache, else after a refetch if the last attempt is
     /// older than the refresh interval. Concurrent callers share one fetch.
     async fn key(&self, kid: &str) -> Result<KeyEntry, JwtError> {
+        if self.clock.now_ms() >= self.refresh_due.load(Ordering::Relaxed) {
+            self.scheduled_refresh().await;
+        }
         if let Some(key) = self.cached(kid) {
             return Ok(key);
         }
@@ -753,34 +809,15 @@ impl JwtVerifier {
         } else {
             self.config.jwks_refresh_interval.min(INITIAL_RETRY)
         };
-        if state.last_attempt.is_none_or(|t| t.elapsed() >= gap) {
-            state.last_attempt = Some(Instant::now());
-            self.fetches.fetch_add(1, Ordering::Relaxed);
-            match self.fetch_jwks(connector).await {
-                Ok(keys) => {
-                    tracing::info!(
-                        url = %self.config.jwks_url,
-                        keys = keys.len(),
-                        "fetched the JWKS"
-                    );
-                    let found = keys.get(kid).cloned();
-                    *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
-                    state.loaded = true;
-                    state.last_error = None;
-                    if let Some(key) = found {
-                        return Ok(key);
-                    }
-                }
-                Err(reason) => {
-                    tracing::warn!(
-                        url = %self.config.jwks_url,
-                        reason = %reason,
-                        cached = state.loaded,
-                        "JWKS fetch failed"
-                    );
-                    state.last_error = Some(reason);
-                }
-            }
+        let now = self.clock.now_ms();
+        let due = state
+            .last_attempt
+            .is_none_or(|t| now.saturating_sub(t) >= millis(gap));
+        if due
+            && self.fetch_into(&mut state, connector).await
+            && let Some(key) = self.cached(kid)
+        {
+            return Ok(key);
         }
         if !state.loaded {
             return Err(JwtError::Jwks {
@@ -792,6 +829,63 @@ impl JwtVerifier {
             });
         }
         Err(JwtError::UnknownKey(excerpt(kid)))
+    }
+
+    /// The scheduled refresh of a known key set: one caller fetches (the others keep
+    /// using the cached keys); a failure keeps the keys and retries after the refresh
+    /// interval.
+    async fn scheduled_refresh(&self) {
+        let KeySource::Http(connector) = &self.source else {
+            return;
+        };
+        let Ok(mut state) = self.fetch.try_lock() else {
+            return;
+        };
+        if self.clock.now_ms() < self.refresh_due.load(Ordering::Relaxed) {
+            return;
+        }
+        tracing::debug!(url = %self.config.jwks_url, "scheduled JWKS refresh");
+        if !self.fetch_into(&mut state, connector).await {
+            let retry = self
+                .clock
+                .now_ms()
+                .saturating_add(millis(self.config.jwks_refresh_interval));
+            self.refresh_due.store(retry, Ordering::Relaxed);
+        }
+    }
+
+    /// One fetch: on success the key set is replaced (keys the issuer dropped are gone)
+    /// and the next scheduled refresh set; on failure the cached keys stay. Whether it
+    /// succeeded.
+    async fn fetch_into(&self, state: &mut FetchState, connector: &OnceLock<Connector>) -> bool {
+        let now = self.clock.now_ms();
+        state.last_attempt = Some(now);
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        match self.fetch_jwks(connector).await {
+            Ok(keys) => {
+                tracing::info!(
+                    url = %self.config.jwks_url,
+                    keys = keys.len(),
+                    "fetched the JWKS"
+                );
+                *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+                state.loaded = true;
+                state.last_error = None;
+                let due = now.saturating_add(millis(self.config.jwks_max_age));
+                self.refresh_due.store(due, Ordering::Relaxed);
+                true
+            }
+            Err(reason) => {
+                tracing::warn!(
+                    url = %self.config.jwks_url,
+                    reason = %reason,
+                    cached = state.loaded,
+                    "JWKS fetch failed"
+                );
+                state.last_error = Some(reason);
+                false
+            }
+        }
     }
 
     async fn fetch_jwks(&self, connector: &OnceLock<Connector>) -> Result<KeySet, String> {
@@ -851,6 +945,10 @@ fn numeric_date(raw: &Map<String, Value>, claim: &'static str) -> Result<Option<
             _ => JwtError::Malformed("iat is not a number"),
         }),
     }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn unix_now() -> i64 {

@@ -14,6 +14,12 @@
 //!
 //! Configuration comes from environment variables the deploy program sets; everything
 //! missing is reported at once, at cold start, as a Lambda init error.
+//!
+//! `ws:authorizer` and `http` first check CloudFront's origin header against
+//! `SWITCHBOARD_ORIGIN_SECRET[_PREVIOUS]` ([`OriginSecrets`]; a warning at start when
+//! neither is set). After every invocation a role prints what it recorded as CloudWatch
+//! EMF lines on stdout ([`flush_metrics`]; the metrics are listed in
+//! [`switchboard_core::metrics`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,8 +39,11 @@ use crate::history::{DynamoHistory, Unconfigured};
 use crate::http::HttpService;
 use crate::jwt::JwtAuthorizer;
 use crate::{AwsSettings, ConfigError, env, required};
-use switchboard_core::auth::{AuthError, Authorizer};
+use aws_lambda_events::iam::IamPolicyEffect;
+use switchboard_core::auth::{AuthError, Authorizer, Decision};
 use switchboard_core::dispatch::Dispatcher;
+use switchboard_core::metrics::Metrics;
+use switchboard_core::origin::OriginSecrets;
 use switchboard_core::registry::Registry;
 use switchboard_core::spec::{AppSpec, StartError};
 
@@ -237,13 +246,52 @@ async fn start(app: &AppSpec) -> Result<(), LambdaError> {
     let registry = app.registry()?;
     let has_http = app.http.is_some();
     match parse_role(&handler, &registry, has_http)? {
-        Role::Authorizer => serve_authorizer(authorizer_from_env(app)?).await,
+        Role::Authorizer => {
+            let role = AuthorizerRole {
+                authorizer: authorizer_from_env(app)?,
+                origin: origin_from_env(),
+                metrics: Arc::new(app.metrics_for(&registry)),
+            };
+            serve_authorizer(role).await
+        }
         Role::PreSignup => serve_pre_signup().await,
         Role::Route(key) => start_route(app, &registry, key).await,
         Role::Queue(queue) => start_queue(app, queue).await,
         Role::Fanout => start_fanout(app).await,
         Role::Http => start_http(app).await,
     }
+}
+
+/// The origin secrets of the `ws:authorizer` and `http` roles; without them the check
+/// is off, which in Lambda means the API is reachable around CloudFront: warned once.
+fn origin_from_env() -> Option<OriginSecrets> {
+    let secrets = OriginSecrets::from_env();
+    if secrets.is_none() {
+        tracing::warn!(
+            "{} is not set: requests are not checked for CloudFront's {} header, so the API is reachable around CloudFront and its WAF",
+            env::ORIGIN_SECRET,
+            switchboard_core::names::headers::ORIGIN
+        );
+    }
+    secrets
+}
+
+/// Writes what `metrics` recorded since the last flush as CloudWatch EMF lines (one
+/// JSON document per line) to `out`; nothing when nothing was recorded. The roles call
+/// it with stdout after every invocation (Lambda's stdout is the function's log stream,
+/// where CloudWatch picks EMF lines up).
+pub fn flush_metrics(metrics: &Metrics, out: &mut dyn std::io::Write) {
+    let now = chrono::Utc::now().timestamp_millis();
+    for line in metrics.take().emf_lines(now) {
+        if let Err(e) = writeln!(out, "{line}") {
+            tracing::warn!(error = %e, "could not write a metrics line");
+        }
+    }
+    let _ = out.flush();
+}
+
+fn flush_to_stdout(metrics: &Metrics) {
+    flush_metrics(metrics, &mut std::io::stdout().lock());
 }
 
 /// The `$connect` authorizer: Cognito (or any OIDC issuer) when configured, else the
@@ -385,7 +433,7 @@ async fn start_http(app: &AppSpec) -> Result<(), LambdaError> {
     config.wire_history(&mut app);
     app.send.sharding = crate::fanout::sharding_from_env(&config.aws)?;
     match HttpService::for_app(&app, api)? {
-        Some(service) => serve_http(service).await,
+        Some(service) => serve_http(service.with_origin(origin_from_env())).await,
         None => Err(LambdaError::UnknownRole {
             given: switchboard_core::http::ROLE.to_owned(),
             known: known_roles(&app.registry()?, false),
@@ -452,6 +500,7 @@ async fn serve_queue(
                     micros = started.elapsed().as_micros() as u64,
                     "batch"
                 );
+                flush_to_stdout(&services.metrics);
                 Ok::<_, Diagnostic>(response)
             }
         },
@@ -483,7 +532,11 @@ async fn serve_route(
     let handler = service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
         let dispatcher = dispatcher.clone();
         let api = Arc::clone(&api);
-        async move { handle_route(role, &dispatcher, &api, event).await }
+        async move {
+            let answer = handle_route(role, &dispatcher, &api, event).await;
+            flush_to_stdout(&dispatcher.services().metrics);
+            answer
+        }
     });
     lambda_runtime::run(handler)
         .await
@@ -555,17 +608,72 @@ pub async fn handle_route(
     Ok(response)
 }
 
-async fn serve_authorizer(authorizer: Arc<dyn Authorizer>) -> Result<(), LambdaError> {
+async fn serve_authorizer(role: AuthorizerRole) -> Result<(), LambdaError> {
     tracing::info!("serving the $connect authorizer");
+    let role = Arc::new(role);
     let handler = service_fn(
         move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| {
-            let authorizer = Arc::clone(&authorizer);
-            async move { handle_authorizer(authorizer.as_ref(), event).await }
+            let role = Arc::clone(&role);
+            async move {
+                let answer = role.handle(event).await;
+                flush_to_stdout(&role.metrics);
+                answer
+            }
         },
     );
     lambda_runtime::run(handler)
         .await
         .map_err(|e| LambdaError::Runtime(e.to_string()))
+}
+
+/// The `ws:authorizer` role: the origin check, then the app's authorizer, each decision
+/// counted in `AuthorizerAllow` / `AuthorizerDeny`.
+pub struct AuthorizerRole {
+    /// The app's authorizer.
+    pub authorizer: Arc<dyn Authorizer>,
+    /// The accepted origin secrets; `None`: no check.
+    pub origin: Option<OriginSecrets>,
+    /// Where decisions are counted.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AuthorizerRole {
+    /// One invocation. A request without an accepted origin header is denied (API
+    /// Gateway answers 403) before the authorizer (and any JWT work) runs. Counted: an
+    /// Allow policy as `AuthorizerAllow`; a Deny policy, a bad origin and a missing
+    /// identity (401) as `AuthorizerDeny`; a failed authorizer as neither.
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>,
+    ) -> Result<ApiGatewayCustomAuthorizerResponse, Diagnostic> {
+        let method_arn = event.payload.method_arn.clone().unwrap_or_default();
+        if let Some(secrets) = &self.origin
+            && !secrets.allows(&event.payload.headers)
+        {
+            tracing::warn!(
+                request_id = event.context.request_id.as_str(),
+                "denied: no valid origin header (a connection around CloudFront)"
+            );
+            self.metrics.authorizer(false);
+            return Ok(switchboard_core::auth::policy(
+                "anonymous",
+                IamPolicyEffect::Deny,
+                &method_arn,
+                serde_json::Map::new(),
+            ));
+        }
+        let answer = handle_authorizer(self.authorizer.as_ref(), event).await;
+        match &answer {
+            Ok(response) => match switchboard_core::auth::evaluate(response, &method_arn) {
+                Decision::Allow(_) => self.metrics.authorizer(true),
+                Decision::Deny => self.metrics.authorizer(false),
+                Decision::Invalid(_) => {}
+            },
+            Err(d) if d.error_type == "Unauthorized" => self.metrics.authorizer(false),
+            Err(_) => {}
+        }
+        answer
+    }
 }
 
 /// One authorizer invocation. A missing identity answers with the error message

@@ -1154,3 +1154,83 @@ async fn from_env_reports_missing_issuer() {
         );
     }
 }
+
+#[tokio::test]
+async fn known_keys_are_refreshed_on_a_schedule_and_revoked_keys_dropped() {
+    use switchboard_core::clock::Clock;
+    let (a, c) = (key("a"), key("c"));
+    let (server, url) = JwksServer::start(Some(jwks(&[jwk(&a, KID_A)]))).await;
+    let (clock, time) = Clock::manual(1_000_000);
+    let mut config = config(TokenUse::Id)
+        .with_jwks_url(&url)
+        .with_jwks_max_age(Duration::from_secs(600));
+    config.jwks_refresh_interval = Duration::from_secs(60);
+    config.jwks_timeout = Duration::from_secs(2);
+    let verifier = JwtVerifier::new(config).with_clock(clock);
+    let old = token_with(&a, &rs256(KID_A), &id_claims());
+    let new = token_with(&c, &rs256(KID_C), &id_claims());
+
+    assert!(verifier.verify(&old).await.is_ok());
+    assert_eq!(verifier.jwks_fetches(), 1);
+    // The issuer rotates: C in, A revoked. Until the key set is 10 minutes old, A stays.
+    server.serve(Some(jwks(&[jwk(&c, KID_C)])));
+    time.advance_ms(599_999);
+    assert!(verifier.verify(&old).await.is_ok());
+    assert_eq!(verifier.jwks_fetches(), 1);
+    // Then the scheduled refresh: A is gone, C is known without an unknown-kid fetch.
+    time.advance_ms(1);
+    assert!(matches!(
+        verifier.verify(&old).await,
+        Err(JwtError::UnknownKey(_))
+    ));
+    assert_eq!(verifier.jwks_fetches(), 2);
+    assert!(verifier.verify(&new).await.is_ok());
+    assert_eq!(verifier.jwks_fetches(), 2);
+    assert_eq!(server.hits(), 2);
+
+    // The issuer is down at the next refresh: the old keys go on serving, and the
+    // refresh is retried after the refresh interval, not on every call.
+    server.serve(None);
+    time.advance_ms(600_000);
+    assert!(verifier.verify(&new).await.is_ok());
+    assert!(verifier.verify(&new).await.is_ok());
+    assert_eq!(verifier.jwks_fetches(), 3);
+    time.advance_ms(60_000);
+    assert!(verifier.verify(&new).await.is_ok());
+    assert_eq!(verifier.jwks_fetches(), 4);
+    // Back up: the retry loads the new set (A published again).
+    server.serve(Some(jwks(&[jwk(&a, KID_A), jwk(&c, KID_C)])));
+    time.advance_ms(60_000);
+    assert!(verifier.verify(&old).await.is_ok());
+    assert_eq!(verifier.jwks_fetches(), 5);
+    assert_eq!(server.hits(), 5);
+}
+
+#[test]
+fn jwks_max_age_from_the_environment() {
+    use switchboard_core::names::env;
+    let lookup = |vars: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    };
+    let default = JwtConfig::from_lookup(lookup(&[(env::JWT_ISSUER, ISSUER)])).unwrap();
+    assert_eq!(default.jwks_max_age, Duration::from_secs(600));
+    let set = JwtConfig::from_lookup(lookup(&[
+        (env::JWT_ISSUER, ISSUER),
+        (env::JWKS_MAX_AGE_SECS, "120"),
+    ]))
+    .unwrap();
+    assert_eq!(set.jwks_max_age, Duration::from_secs(120));
+    let bad = JwtConfig::from_lookup(lookup(&[
+        (env::JWT_ISSUER, ISSUER),
+        (env::JWKS_MAX_AGE_SECS, "soon"),
+    ]));
+    assert!(
+        bad.unwrap_err()
+            .to_string()
+            .contains(env::JWKS_MAX_AGE_SECS)
+    );
+}

@@ -127,6 +127,23 @@ fn bench(c: &mut Criterion) {
         });
     }
 
+    // Metrics (issue 16): what dispatch adds per event, and what a role's flush costs
+    // after an invocation (take, render the EMF line, write it to a buffer).
+    let metrics = Arc::clone(&dispatcher.services().metrics);
+    c.bench_function("metrics: record one route event", |b| {
+        b.iter(|| metrics.route("ping", std::time::Duration::from_micros(250), false))
+    });
+    c.bench_function("metrics: flush one invocation as an EMF line", |b| {
+        let mut out = Vec::with_capacity(1024);
+        b.iter(|| {
+            metrics.route("ping", std::time::Duration::from_micros(250), false);
+            out.clear();
+            switchboard::aws::lambda::flush_metrics(&metrics, &mut out);
+            assert!(!out.is_empty());
+            std::hint::black_box(out.len())
+        })
+    });
+
     // ws:authorizer: the JWT authorizer with the issuer's keys already fetched (warm).
     let state_dir = std::env::temp_dir().join("switchboard-dispatch-bench");
     let issuer_url = "http://127.0.0.1:9/local";

@@ -7,6 +7,7 @@ mod bare;
 mod client;
 mod console;
 mod gateway;
+mod history;
 mod idle;
 mod report;
 mod scenarios;
@@ -53,6 +54,10 @@ OPTIONS:
     --client-threads N    worker threads of the load generator's runtime (default: cores)
     --no-idle             skip the idle-memory scenario
     --console             only the console scenario (below), gateway only
+    --history             instead of the above: room send throughput on the
+                          gateway with room history off vs on (alternating
+                          rounds, the ratio of the medians), and the resume
+                          replay rate for 1,000 missed frames
     --serve bare|gateway  (internal) run one server in this process, print
                           `LISTENING <url>`, stop when stdin closes
     -h, --help            this text
@@ -171,6 +176,7 @@ struct Options {
     only: Option<Kind>,
     serve: Option<Kind>,
     idle: bool,
+    history: bool,
     json: bool,
     rounds: Option<usize>,
     server_threads: usize,
@@ -185,6 +191,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
         only: None,
         serve: None,
         idle: true,
+        history: false,
         json: false,
         rounds: None,
         server_threads: cores,
@@ -198,6 +205,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
             "--console" => opts.console = true,
             "--json" => opts.json = true,
             "--no-idle" => opts.idle = false,
+            "--history" => opts.history = true,
             "--only" | "--serve" => {
                 let kind = match args.next().as_deref() {
                     Some("bare") => Kind::Bare,
@@ -448,6 +456,32 @@ fn run_console(opts: &Options, sizes: Sizes) -> ExitCode {
     }
 }
 
+/// `--history`: the room history scenarios alone.
+fn run_history(opts: &Options) -> ExitCode {
+    let rt = match runtime("bench-history", opts.server_threads) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot build the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sizes = if opts.quick {
+        history::HistorySizes::QUICK
+    } else {
+        history::HistorySizes::FULL
+    };
+    let rounds = opts.rounds.unwrap_or(if opts.quick { 2 } else { 4 });
+    let result = rt.block_on(history::run(sizes, rounds));
+    rt.shutdown_timeout(Duration::from_secs(2));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let opts = match parse_args(std::env::args().skip(1)) {
         Ok(Some(opts)) => opts,
@@ -462,6 +496,9 @@ fn main() -> ExitCode {
     };
     if let Some(kind) = opts.serve {
         return serve(kind, opts.server_threads);
+    }
+    if opts.history {
+        return run_history(&opts);
     }
     let sizes = if opts.quick {
         Sizes::QUICK

@@ -447,6 +447,8 @@ pub async fn process_batch(
         .flatten()
         .collect();
     done.sort_by_key(|(i, _)| *i);
+    let failures = done.iter().filter(|(_, r)| r.is_err()).count();
+    services.metrics.queue_batch(queue, failures);
     done.into_iter()
         .map(|(i, result)| ItemOutcome {
             message_id: records[i].message_id.clone(),

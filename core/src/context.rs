@@ -615,6 +615,8 @@ async fn deliver(
         }
         total.add(one);
     }
+    let recipients = total.delivered + total.gone + total.failed;
+    (services.metrics).fanout(recipients, total.gone);
     if let Some((size, limit)) = too_large {
         return Err(too_large_error(size, limit));
     }

@@ -73,6 +73,7 @@ fn schema_generator<T: JsonSchema + ?Sized>() -> Option<fn(&mut SchemaGenerator)
 /// Without the `schemas` feature nothing references schemars' generators, so a Lambda
 /// artifact leaves them out.
 #[cfg(not(feature = "schemas"))]
+#[allow(clippy::extra_unused_type_parameters)] // the signature of the `schemas` build
 fn schema_generator<T: JsonSchema + ?Sized>() -> Option<fn(&mut SchemaGenerator) -> Schema> {
     None
 }
@@ -614,6 +615,7 @@ pub mod sample {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::sample::sample;
+    #[allow(unused_imports)] // used by the tests of the `schemas` build
     use super::*;
 
     #[test]

@@ -84,8 +84,17 @@ impl Dispatcher {
         "$default"
     }
 
-    /// Handles one event.
+    /// Handles one event, and counts it in the route's metrics.
     pub async fn dispatch(&self, event: ApiGatewayWebsocketProxyRequest) -> Outcome {
+        let started = std::time::Instant::now();
+        let route = event.request_context.route_key.clone().unwrap_or_default();
+        let outcome = self.dispatch_event(event).await;
+        let failed = outcome.error.is_some();
+        (self.services.metrics).route(&route, started.elapsed(), failed);
+        outcome
+    }
+
+    async fn dispatch_event(&self, event: ApiGatewayWebsocketProxyRequest) -> Outcome {
         let req = Arc::new(WsRequest::new(event, Arc::clone(&self.services)));
         // Borrowed from the request rather than copied out of the event first.
         let rc = &req.event().request_context;

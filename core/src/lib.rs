@@ -10,6 +10,8 @@
 //! - the backend traits with their embedded implementations ([`backend`], [`queue`]),
 //! - what an app declares ([`spec`]) and the manifest the deploy program reads
 //!   ([`manifest`]),
+//! - [`metrics`] (counters and their CloudWatch EMF lines) and [`origin`] (the
+//!   CloudFront origin-secret check),
 //! - [`names`]: every environment variable, table, index, attribute, queue naming rule and
 //!   API Gateway limit, stated once.
 //!
@@ -20,6 +22,7 @@
 pub mod auth;
 pub mod backend;
 mod builtins;
+pub mod clock;
 pub mod consumer;
 pub mod context;
 pub mod contract;
@@ -31,7 +34,9 @@ pub mod http;
 pub mod identity;
 pub mod ids;
 pub mod manifest;
+pub mod metrics;
 pub mod names;
+pub mod origin;
 pub mod queue;
 pub mod registry;
 pub mod request;

@@ -30,6 +30,9 @@ pub struct Manifest {
     /// Static files of the site besides the page (`App::web_asset`): the deploy program
     /// uploads each to the site's bucket.
     pub web_assets: Vec<crate::spec::WebAsset>,
+    /// Whether some rooms keep history (`App::history`): the deploy program creates the
+    /// history table and grants it to every function that can send.
+    pub history: bool,
 }
 
 /// One queue of the manifest.
@@ -165,6 +168,7 @@ impl Manifest {
                 .collect(),
             http: None,
             web_assets: Vec::new(),
+            history: false,
             queues: registry
                 .queues()
                 .iter()
@@ -197,6 +201,12 @@ impl Manifest {
     /// Records whether the app has an HTTP API.
     pub fn with_http(mut self, enabled: bool) -> Self {
         self.http = enabled.then(HttpEntry::enabled);
+        self
+    }
+
+    /// Records whether some rooms keep history.
+    pub fn with_history(mut self, enabled: bool) -> Self {
+        self.history = enabled;
         self
     }
 

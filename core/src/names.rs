@@ -50,6 +50,9 @@ pub mod env {
     pub const JWT_ISSUER: &str = "SWITCHBOARD_JWT_ISSUER";
     /// The JWKS URL (default: `{issuer}/.well-known/jwks.json`).
     pub const JWKS_URL: &str = "SWITCHBOARD_JWKS_URL";
+    /// Seconds after which a known JWKS is refetched before its next use (default 600):
+    /// the scheduled refresh that follows key rotations and revocations.
+    pub const JWKS_MAX_AGE_SECS: &str = "SWITCHBOARD_JWKS_MAX_AGE_SECS";
     /// The app client id(s) tokens must be for (comma-separated).
     pub const JWT_AUDIENCE: &str = "SWITCHBOARD_JWT_AUDIENCE";
     /// Which tokens are accepted: `id`, `access` or `any`.
@@ -106,8 +109,9 @@ pub mod headers {
 
 /// The CloudWatch metrics the runtime emits as Embedded Metric Format lines (one JSON
 /// log line per invocation, no SDK call) and the deploy program's alarms and dashboard
-/// read. Every metric is in [`NAMESPACE`], with the dimension set named beside it; the
-/// [`dim::SERVICE`] value is [`env::SERVICE`](super::env::SERVICE) (`{app}-{stage}`).
+/// read. Every metric is in [`NAMESPACE`](metrics::NAMESPACE), with the dimension set
+/// named beside it; the [`dim::SERVICE`](metrics::dim::SERVICE) value is
+/// [`env::SERVICE`] (`{app}-{stage}`).
 pub mod metrics {
     /// The namespace of every Switchboard metric.
     pub const NAMESPACE: &str = "Switchboard";

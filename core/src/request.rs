@@ -101,6 +101,9 @@ pub struct Services {
     /// The app's check of who may be in which room ([`Ctx::join`](crate::Ctx::join),
     /// `resume`).
     pub room_guard: Option<Arc<dyn RoomGuard>>,
+    /// The counters dispatch, fan-outs and consumers record into
+    /// ([`metrics`](crate::metrics)).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Services {

@@ -242,6 +242,7 @@ impl AppSpec {
     ) -> Result<Manifest, StartError> {
         Ok(Manifest::new(&self.name, selection, registry)
             .with_http(self.http.is_some())
+            .with_history(!self.history.is_empty())
             .with_web_assets(self.web_assets()?))
     }
 
@@ -271,7 +272,9 @@ impl AppSpec {
             .store
             .clone()
             .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let metrics = Arc::new(self.metrics_for(&registry));
         Ok(Arc::new(Services {
+            metrics,
             queue: self.queue_for(&registry),
             store,
             client,
@@ -304,6 +307,19 @@ impl AppSpec {
             config: self.history.clone(),
             store,
         }))
+    }
+
+    /// The counters of this app: the `Service` dimension from
+    /// [`env::SERVICE`](crate::names::env::SERVICE) (`{app}-{stage}`, set by the deploy
+    /// program), else the app's name; every route key and queue of `registry`.
+    pub fn metrics_for(&self, registry: &Registry) -> crate::metrics::Metrics {
+        let service = std::env::var(crate::names::env::SERVICE)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| self.name.clone());
+        let routes: Vec<&str> = registry.routes().iter().map(|r| r.def.key).collect();
+        let queues: Vec<&str> = registry.consumers().iter().map(|c| c.def.queue).collect();
+        crate::metrics::Metrics::new(service, routes, queues)
     }
 
     fn check_states(&self, registry: &Registry) -> Result<(), StartError> {

@@ -102,6 +102,8 @@ struct ManifestDoc {
     http: Option<serde_json::Value>,
     #[serde(default)]
     web_assets: Vec<WebAsset>,
+    #[serde(default)]
+    history: bool,
 }
 
 /// A static file of the site besides the page (the manifest's `webAssets`): uploaded
@@ -224,6 +226,8 @@ pub struct Service {
     pub http: bool,
     /// The site's static files besides the page.
     pub web_assets: Vec<WebAsset>,
+    /// Whether some rooms keep history (the history table and its grants).
+    pub history: bool,
 }
 
 impl Service {
@@ -276,6 +280,7 @@ impl Service {
             queues: queues.into_values().collect(),
             http,
             web_assets: doc.web_assets,
+            history: doc.history,
         })
     }
 

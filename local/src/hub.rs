@@ -70,6 +70,8 @@ pub(crate) struct Live {
     pub(crate) frames_in: AtomicU64,
     /// Frames written to the client (for the console).
     pub(crate) frames_out: AtomicU64,
+    /// The usage plan share of the API key the connection presented, if one was needed.
+    pub(crate) key: Option<Arc<crate::limits::KeyLimits>>,
 }
 
 impl Live {

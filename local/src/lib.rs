@@ -20,6 +20,7 @@ pub mod exposure;
 pub mod http;
 mod hub;
 pub mod issuer;
+pub mod limits;
 mod mgmt;
 mod session;
 pub mod sigv4;
@@ -89,6 +90,19 @@ pub struct LocalConfig {
     pub admin_secret: Option<AdminSecret>,
     /// `--force-dev-auth`: start with the development authorizer off loopback anyway.
     pub force_dev_auth: bool,
+    /// `--origin-secret` (and `--origin-secret-previous`): CloudFront's origin secret,
+    /// reproduced. When set, an upgrade or `/http/*` call whose
+    /// [`x-switchboard-origin`](switchboard_core::names::headers::ORIGIN) header is
+    /// neither value gets `403 {"message":"Forbidden"}` before the authorizer runs.
+    /// Default: none (no check).
+    pub origin_secrets: Option<switchboard_core::origin::OriginSecrets>,
+    /// `--api-key`: the API keys upgrades may present in `x-api-key` when a route has
+    /// `api_key = true` (see [`limits`]).
+    pub api_keys: Vec<String>,
+    /// `--usage-plan-*`: the usage plan every key is in. Default: no limit.
+    pub usage_plan: limits::UsagePlan,
+    /// The clock of the throttles and quotas (tests move a [`limits::Clock::manual`]).
+    pub clock: limits::Clock,
 }
 
 impl Default for LocalConfig {
@@ -108,6 +122,10 @@ impl Default for LocalConfig {
             sigv4: Some(SigV4Verifier::local()),
             admin_secret: None,
             force_dev_auth: false,
+            origin_secrets: None,
+            api_keys: Vec::new(),
+            usage_plan: limits::UsagePlan::default(),
+            clock: limits::Clock::System,
         }
     }
 }
@@ -406,6 +424,7 @@ async fn guard_local_endpoints(
 }
 
 fn router(gateway: Arc<Gateway>, http: Option<Router>) -> Router {
+    use axum::response::IntoResponse;
     let stage_path = format!("/{}/@connections/{{id}}", gateway.config.stage);
     let mut site = Router::new();
     // The page's static files (App::web_asset), as the bucket behind CloudFront has them.
@@ -451,6 +470,9 @@ fn router(gateway: Arc<Gateway>, http: Option<Router>) -> Router {
                         Some(http)
                             if switchboard_core::http::is_http_path(request.uri().path()) =>
                         {
+                            if let Some(refused) = state.0.refuse_origin(request.headers()) {
+                                return refused.into_response();
+                            }
                             switchboard_core::http::call(http, request).await
                         }
                         _ => ws::fallback(state, peer, request).await,

@@ -88,6 +88,8 @@ pub(crate) struct Gateway {
     pub(crate) contract: serde_json::Value,
     /// The console's live feed and charts.
     pub(crate) console: crate::console::Feed,
+    /// API keys, the usage plan, route throttles.
+    pub(crate) limits: crate::limits::Limits,
     domain: OnceLock<String>,
     closing: AtomicUsize,
 }
@@ -109,7 +111,14 @@ impl Gateway {
             .map(|r| r.def.key)
             .chain(["$default"]);
         let console = crate::console::Feed::new(routes);
+        let limits = crate::limits::Limits::new(
+            &dispatcher.services().registry,
+            &config.api_keys,
+            &config.usage_plan,
+            config.clock.clone(),
+        );
         Self {
+            limits,
             dispatcher,
             hub,
             authorizer,
@@ -171,20 +180,46 @@ impl Gateway {
         rc
     }
 
-    /// `$connect`: authorizer, then the `$connect` route. Registers the connection when
-    /// both accept.
-    pub(crate) async fn open(&self, upgrade: UpgradeRequest) -> Result<Opened, Refusal> {
-        let connection_id = new_id();
-        let connected_at = now_ms();
-        let query: HashMap<String, String> = auth::single_values(&upgrade.query);
-        let query_map = QueryMap::from(query.clone());
-        let user_agent = upgrade
-            .headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+    /// The origin check ([`LocalConfig::origin_secrets`]): `Some(403)` when the headers
+    /// lack an accepted secret.
+    pub(crate) fn refuse_origin(&self, headers: &HeaderMap) -> Option<Refusal> {
+        let secrets = self.config.origin_secrets.as_ref()?;
+        if secrets.allows(headers) {
+            return None;
+        }
+        self.limits.counters.origin_refused();
+        Some(refuse(403, "Forbidden"))
+    }
 
-        // 1. The REQUEST authorizer, with what API Gateway sends it.
+    /// What API Gateway checks before the authorizer ([`crate::limits`]): the origin
+    /// header, the API key, the key's usage plan and `$connect`'s throttle.
+    fn admit_upgrade(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<Arc<crate::limits::KeyLimits>>, Refusal> {
+        if let Some(refused) = self.refuse_origin(headers) {
+            return Err(refused);
+        }
+        let given = headers
+            .get(switchboard_core::names::headers::API_KEY)
+            .map(|v| v.as_bytes());
+        let Ok(key) = self.limits.key_for(given) else {
+            self.limits.counters.api_key_refused();
+            return Err(refuse(403, "Forbidden"));
+        };
+        self.limits
+            .admit(key.as_deref(), "$connect")
+            .map_err(|why| refuse(429, why.message()))?;
+        Ok(key)
+    }
+
+    /// Asks the authorizer about an upgrade, as API Gateway does, and counts its
+    /// decision (`AuthorizerAllow` / `AuthorizerDeny`).
+    async fn authorize(
+        &self,
+        upgrade: &UpgradeRequest,
+        query_map: &QueryMap,
+    ) -> Result<switchboard_core::identity::Identity, Refusal> {
         let areq = AuthorizerInput {
             api: AuthorizerApi::WebSocket {
                 request_id: new_id(),
@@ -198,16 +233,39 @@ impl Gateway {
             query: query_map.clone(),
         }
         .into_request();
-        let identity = auth::authorize(self.authorizer.as_ref(), &areq)
-            .await
-            .map_err(|refused| {
-                let message = match refused {
-                    Refused::Unauthorized => "Unauthorized",
-                    Refused::Forbidden => "Forbidden",
-                    Refused::Failed => "Internal server error",
-                };
-                refuse(refused.status(), message)
-            })?;
+        let decision = auth::authorize(self.authorizer.as_ref(), &areq).await;
+        let metrics = &self.dispatcher.services().metrics;
+        match &decision {
+            Ok(_) => metrics.authorizer(true),
+            Err(Refused::Forbidden | Refused::Unauthorized) => metrics.authorizer(false),
+            Err(Refused::Failed) => {}
+        }
+        decision.map_err(|refused| {
+            let message = match refused {
+                Refused::Unauthorized => "Unauthorized",
+                Refused::Forbidden => "Forbidden",
+                Refused::Failed => "Internal server error",
+            };
+            refuse(refused.status(), message)
+        })
+    }
+
+    /// `$connect`: the checks before the authorizer, the authorizer, then the
+    /// `$connect` route. Registers the connection when all accept.
+    pub(crate) async fn open(&self, upgrade: UpgradeRequest) -> Result<Opened, Refusal> {
+        let key = self.admit_upgrade(&upgrade.headers)?;
+        let connection_id = new_id();
+        let connected_at = now_ms();
+        let query: HashMap<String, String> = auth::single_values(&upgrade.query);
+        let query_map = QueryMap::from(query.clone());
+        let user_agent = upgrade
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+
+        // 1. The REQUEST authorizer, with what API Gateway sends it.
+        let identity = self.authorize(&upgrade, &query_map).await?;
 
         // 2. The $connect route: headers and query string reach this event only.
         let authorizer_fields = identity.to_authorizer();
@@ -258,6 +316,7 @@ impl Gateway {
             authorizer_fields,
             frames_in: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
+            key,
         });
         self.hub.insert(Arc::clone(&live));
         self.hub.stats.connected();
@@ -275,6 +334,15 @@ impl Gateway {
         let live = Arc::clone(live);
         async move {
             let route = gateway.dispatcher.route_for(&text);
+            if let Err(why) = gateway.limits.admit(live.key.as_deref(), route) {
+                // API Gateway's answer to a throttled message; the connection stays.
+                return Frame::json(&serde_json::json!({
+                    "message": why.message(),
+                    "connectionId": live.id,
+                    "requestId": new_id(),
+                }))
+                .ok();
+            }
             let mut rc = gateway.base_context(&live.id, live.connected_at);
             rc.route_key = Some(route.to_owned());
             rc.event_type = Some("MESSAGE".to_owned());

@@ -3,7 +3,9 @@
 //!
 //! Every counter is a relaxed atomic bumped once per event on the paths that already do
 //! the work (accept, `$disconnect`, a frame read, a batch written), so keeping them costs
-//! nothing measurable.
+//! nothing measurable. Beside them: the runtime's [`Metrics`](switchboard_core::metrics)
+//! (`metrics`: what a Lambda role would print as EMF lines, summed since the start) and
+//! what the [`limits`](crate::limits) refused (`limits`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,10 +109,26 @@ pub(crate) struct StatsView {
     uptime_ms: u64,
 }
 
+/// `GET /local/stats`: the gateway's counters, the runtime's metrics (the counters the
+/// Lambda roles print as EMF lines: per route, fan-out, authorizer, queues) and what the
+/// limits refused.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FullView {
+    #[serde(flatten)]
+    gateway: StatsView,
+    metrics: switchboard_core::metrics::MetricsSnapshot,
+    limits: crate::limits::LimitsView,
+}
+
 /// `GET /local/stats`.
 pub(crate) async fn stats_json(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
     let hub = &gateway.hub;
-    axum::Json(hub.stats.snapshot(hub.len(), gateway.closing()))
+    axum::Json(FullView {
+        gateway: hub.stats.snapshot(hub.len(), gateway.closing()),
+        metrics: gateway.dispatcher.services().metrics.snapshot(),
+        limits: gateway.limits.counters.view(),
+    })
 }
 
 /// The process's resident set size, from `/proc/self/status`.

@@ -68,16 +68,7 @@ pub(crate) async fn upgrade(
     };
     let opened = match gateway.open(upgrade).await {
         Ok(opened) => opened,
-        Err(refusal) => {
-            let status =
-                StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return (
-                status,
-                [(header::CONTENT_TYPE, "application/json")],
-                refusal.body,
-            )
-                .into_response();
-        }
+        Err(refusal) => return refusal.into_response(),
     };
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -104,6 +95,18 @@ pub(crate) async fn upgrade(
         }
     });
     response
+}
+
+impl IntoResponse for super::session::Refusal {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            self.body,
+        )
+            .into_response()
+    }
 }
 
 /// Anything else: `/ws/...` upgrades (CloudFront's `/ws/*` behaviour), else 404.
@@ -258,7 +261,18 @@ where
     let _closing = gateway.closing_guard();
     gateway.hub.remove(&live.id);
 
-    let (code, reason) = match end {
+    let (code, reason) = finish_close(&mut ws, &live, end).await;
+    // Boxed: `$disconnect`'s dispatch would otherwise be part of every connection's task.
+    Box::pin(gateway.on_close(&live, code, &reason)).await;
+}
+
+/// Ends the WebSocket as `end` says (close handshake, or linger after a framing error)
+/// and returns the close code and reason `$disconnect` reports.
+async fn finish_close<S>(ws: &mut WebSocketStream<S>, live: &super::Live, end: End) -> (u16, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match end {
         End::Server(code, reason) => {
             let frame = CloseFrame {
                 code: CloseCode::from(code),
@@ -287,9 +301,7 @@ where
             .close
             .peek()
             .unwrap_or_else(|| (1006, "Going away".to_owned())),
-    };
-    // Boxed: `$disconnect`'s dispatch would otherwise be part of every connection's task.
-    Box::pin(gateway.on_close(&live, code, &reason)).await;
+    }
 }
 
 /// A message being handled: the route response to send back, if any.

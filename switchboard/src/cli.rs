@@ -6,8 +6,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use switchboard_core::names::env;
+use switchboard_core::origin::OriginSecrets;
 use switchboard_local::LocalConfig;
 use switchboard_local::exposure::AdminSecret;
+use switchboard_local::limits::{QuotaPeriod, UsagePlan};
 use switchboard_local::sigv4::SigV4Verifier;
 
 use crate::App;
@@ -16,7 +19,7 @@ use crate::runtime::{async_runtime, fail, init_tracing};
 /// Parses the command line and runs it.
 pub(crate) fn run(app: App) -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+    match cli.command.unwrap_or(Command::Serve(Box::new(cli.serve))) {
         Command::Manifest { sha256 } => match app.manifest() {
             Ok(m) if sha256 => {
                 println!("{}", m.manifest_hash());
@@ -58,7 +61,7 @@ pub(crate) fn run(app: App) -> ExitCode {
             }
             Err(e) => fail(&e),
         },
-        Command::Serve(args) => serve(app, args),
+        Command::Serve(args) => serve(app, *args),
     }
 }
 
@@ -185,7 +188,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the local gateway (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the route registry as JSON (what the deploy program reads).
     Manifest {
         /// Print only the manifest's SHA-256 instead, for the `manifest.sha256` file the
@@ -252,6 +255,31 @@ struct ServeArgs {
     /// connect as any user).
     #[arg(long)]
     force_dev_auth: bool,
+    /// CloudFront's origin secret, reproduced: upgrades and /http/* calls without it in
+    /// the x-switchboard-origin header get 403. Default: SWITCHBOARD_ORIGIN_SECRET from
+    /// the environment, else no check.
+    #[arg(long)]
+    origin_secret: Option<String>,
+    /// A previous origin secret, accepted too (a rotation). Default:
+    /// SWITCHBOARD_ORIGIN_SECRET_PREVIOUS from the environment.
+    #[arg(long)]
+    origin_secret_previous: Option<String>,
+    /// An API key that upgrades may present in x-api-key, needed when a route has
+    /// `api_key = true` (repeat the flag for more keys).
+    #[arg(long = "api-key", value_name = "KEY")]
+    api_keys: Vec<String>,
+    /// The usage plan's steady rate per key, requests/s (default: none).
+    #[arg(long)]
+    usage_plan_rate: Option<f64>,
+    /// The usage plan's burst per key (default: the rate).
+    #[arg(long)]
+    usage_plan_burst: Option<u32>,
+    /// The usage plan's quota per key and --usage-plan-quota-period (default: none).
+    #[arg(long)]
+    usage_plan_quota: Option<u64>,
+    /// DAY, WEEK or MONTH (UTC).
+    #[arg(long, default_value = "DAY")]
+    usage_plan_quota_period: String,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -267,7 +295,27 @@ impl ServeArgs {
         } else {
             None
         };
+        let from_env = |name: &str| std::env::var(name).ok();
+        let origin_secrets = OriginSecrets::new(
+            self.origin_secret
+                .clone()
+                .or_else(|| from_env(env::ORIGIN_SECRET))
+                .as_deref(),
+            self.origin_secret_previous
+                .clone()
+                .or_else(|| from_env(env::ORIGIN_SECRET_PREVIOUS))
+                .as_deref(),
+        );
+        let period: QuotaPeriod = self.usage_plan_quota_period.parse()?;
+        let usage_plan = UsagePlan {
+            rate: self.usage_plan_rate,
+            burst: self.usage_plan_burst,
+            quota: self.usage_plan_quota.map(|q| (q, period)),
+        };
         Ok(LocalConfig {
+            origin_secrets,
+            api_keys: self.api_keys.clone(),
+            usage_plan,
             addr: SocketAddr::new(self.addr, self.port),
             stage: self.stage.clone(),
             idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),

@@ -284,6 +284,11 @@ impl FunctionEnv {
             .set(env::ROOMS_TABLE, tables.rooms.as_str())
     }
 
+    /// The room history table.
+    pub fn history_table(self, table: impl Into<String>) -> Self {
+        self.set(env::HISTORY_TABLE, table)
+    }
+
     /// The DynamoDB endpoint (moto, or a proxy in front of it).
     pub fn dynamodb_endpoint(self, url: impl Into<String>) -> Self {
         self.set(env::DYNAMODB_ENDPOINT, url)
@@ -350,6 +355,9 @@ pub struct LambdaFunction {
     child: Child,
     handler: String,
     timeout: Duration,
+    /// What the process printed on stdout (its JSON logs and EMF metric lines), a line
+    /// an entry.
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 impl LambdaFunction {
@@ -361,13 +369,54 @@ impl LambdaFunction {
         env: &FunctionEnv,
     ) -> std::io::Result<Self> {
         let api = FakeRuntimeApi::start().await?;
-        let child = api.command(binary, handler, env).spawn()?;
+        let mut child = api
+            .command(binary, handler, env)
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        if let Some(out) = child.stdout.take() {
+            let lines = Arc::clone(&stdout);
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt;
+                let mut reader = tokio::io::BufReader::new(out).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    lock(&lines).push(line);
+                }
+            });
+        }
         Ok(Self {
             api,
             child,
             handler: handler.to_owned(),
             timeout: INVOKE_TIMEOUT,
+            stdout,
         })
+    }
+
+    /// The lines the process printed on stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        lock(&self.stdout).clone()
+    }
+
+    /// The CloudWatch EMF documents the process printed (stdout lines that are JSON
+    /// objects with an `_aws` member), once at least `n` arrived or the timeout passed
+    /// (the process writes them before answering, but the pipe may lag).
+    pub async fn emf_documents(&self, n: usize) -> Vec<Value> {
+        let parse = |lines: Vec<String>| -> Vec<Value> {
+            lines
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|v| v.get("_aws").is_some())
+                .collect()
+        };
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let docs = parse(self.stdout_lines());
+            if docs.len() >= n || tokio::time::Instant::now() >= deadline {
+                return docs;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// How long the invoking methods and [`init_error`](Self::init_error) wait.

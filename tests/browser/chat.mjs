@@ -10,44 +10,15 @@
 // once alice's page is back on its own, it shows them, in order and once each (the
 // client's `resume` replays them), and chat flows again. Screenshots go to OUT_DIR. Prints one JSON line with what it saw; exits 1
 // (after a screenshot of each page) on the first failed step. Every wait is bounded.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { STEP_MS, launch, start } from './launch.mjs';
 import { signedFetch } from './sigv4.mjs';
 
-const [, , baseUrl, outDir = 'target/browser'] = process.argv;
-if (!baseUrl) {
-  console.error('usage: node chat.mjs BASE_URL [OUT_DIR]');
-  process.exit(2);
-}
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-const STEP_MS = 15000;
+const { baseUrl, outDir, summary, step } = start('chat.mjs');
 const ROOM = 'browser-room';
 const AWAY = ['while you were away 1', 'while you were away 2', 'while you were away 3'];
-mkdirSync(outDir, { recursive: true });
 
-const summary = { url: baseUrl, steps: [] };
-const step = (name) => { summary.steps.push(name); console.error(`-- ${name}`); };
-
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  // A fresh temporary profile per launch (playwright's own user-data-dir); nothing
-  // reaches for the network but the page's origin.
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--disable-default-apps',
-    '--disable-extensions',
-    '--metrics-recording-only',
-  ],
-  timeout: STEP_MS,
-});
+const browser = await launch();
 
 const users = {};
 let failed = null;

@@ -8,41 +8,13 @@
 // receives, and a dead letter that the test put on the `orders` queue is redriven from
 // the console. Screenshots go to OUT_DIR. Prints one JSON line with what it saw; exits 1
 // (after screenshots) on the first failed step. Every wait is bounded.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { STEP_MS, launch, start } from './launch.mjs';
 
-const [, , baseUrl, outDir = 'target/browser'] = process.argv;
-if (!baseUrl) {
-  console.error('usage: node console.mjs BASE_URL [OUT_DIR]');
-  process.exit(2);
-}
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-const STEP_MS = 15000;
+const { baseUrl, outDir, summary, step } = start('console.mjs');
 const ROOM = 'console-room';
-mkdirSync(outDir, { recursive: true });
 
-const summary = { url: baseUrl, steps: [] };
-const step = (name) => { summary.steps.push(name); console.error(`-- ${name}`); };
-
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  // As chat.mjs: a fresh profile, nothing reaches for the network but the page's origin.
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--disable-default-apps',
-    '--disable-extensions',
-    '--metrics-recording-only',
-  ],
-  timeout: STEP_MS,
-});
+const browser = await launch();
 
 const pages = {};
 const requests = [];

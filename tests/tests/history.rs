@@ -18,21 +18,21 @@ use switchboard_tests::*;
 #[tokio::test]
 async fn resume_after_the_reader_closed() {
     let gw = start().await;
-    drop_and_resume(&gw, DropBy::Close, "close").await;
+    drop_and_resume(&gw, DropBy::Close, "close", 50).await;
     shutdown(gw).await;
 }
 
 #[tokio::test]
 async fn resume_after_a_server_delete() {
     let gw = start().await;
-    drop_and_resume(&gw, DropBy::ServerDelete, "delete").await;
+    drop_and_resume(&gw, DropBy::ServerDelete, "delete", 50).await;
     shutdown(gw).await;
 }
 
 #[tokio::test]
 async fn resume_after_a_dropped_tcp_connection() {
     let gw = start().await;
-    drop_and_resume(&gw, DropBy::Tcp, "tcp").await;
+    drop_and_resume(&gw, DropBy::Tcp, "tcp", 50).await;
     shutdown(gw).await;
 }
 
@@ -189,5 +189,93 @@ async fn room_frames_carry_seq_and_epoch() {
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     assert!(frames.iter().all(|f| f["epoch"] == frames[0]["epoch"]));
     assert!(frames[0]["epoch"].as_str().is_some_and(|e| !e.is_empty()));
+    shutdown(gw).await;
+}
+
+/// `{"action":"push","payload":P}`: joins room `h` and sends `P` to it.
+async fn push(
+    ctx: switchboard::Ctx,
+    switchboard::Json(v): switchboard::Json<Value>,
+) -> Result<(), switchboard::WsError> {
+    ctx.join("h").await?;
+    ctx.room("h").send(&v["payload"]).await?;
+    Ok(())
+}
+
+/// `{"action":"pushBinary"}`: sends a binary frame to room `h`.
+async fn push_binary(ctx: switchboard::Ctx) -> Result<(), switchboard::WsError> {
+    ctx.join("h").await?;
+    ctx.room("h")
+        .send_frame(switchboard::Frame::binary(vec![1u8, 2, 3]))
+        .await?;
+    Ok(())
+}
+
+fn route(
+    key: &'static str,
+    handler: fn() -> switchboard::handler::BoxedHandler,
+) -> switchboard::RouteDef {
+    switchboard::RouteDef {
+        key,
+        kind: switchboard::RouteKind::Custom,
+        function: key,
+        module: module_path!(),
+        location: switchboard::registry::SourceLocation {
+            file: file!(),
+            line: line!(),
+        },
+        options: switchboard::RouteOptions::default(),
+        doc: "",
+        handler,
+    }
+}
+
+#[tokio::test]
+async fn non_objects_are_refused_and_nothing_is_sent_or_stored() {
+    use switchboard::handler::erase;
+    let gw = step(
+        "gateway start",
+        switchboard::App::new()
+            .dev_auth()
+            .with_routes([
+                route("push", || erase(push)),
+                route("pushBinary", || erase(push_binary)),
+            ])
+            .history(switchboard::HistoryRule::rooms("h"))
+            .serve_local(config()),
+    )
+    .await
+    .unwrap();
+    let mut ws = connect(&gw, "a").await;
+    for payload in [json!("text"), json!([1, 2]), json!(7), json!(null)] {
+        send_json(&mut ws, &json!({"action": "push", "payload": payload})).await;
+        let answer = recv_json(&mut ws).await;
+        assert_eq!(
+            answer["error"]["code"], "not_an_object",
+            "{payload}: {answer}"
+        );
+    }
+    send_json(&mut ws, &json!({"action": "pushBinary"})).await;
+    assert_eq!(recv_json(&mut ws).await["error"]["code"], "not_an_object");
+    // Nothing was sent or stored: the first object is seq 1 and the only frame.
+    send_json(
+        &mut ws,
+        &json!({"action": "push", "payload": {"k": 1, "seq": "mine"}}),
+    )
+    .await;
+    let frame = recv_json(&mut ws).await;
+    assert_eq!(
+        (frame["k"].as_i64(), frame["seq"].as_u64()),
+        (Some(1), Some(1)),
+        "{frame}"
+    );
+    send_json(
+        &mut ws,
+        &json!({"action": "resume", "rooms": [{"room": "h", "since": 0}]}),
+    )
+    .await;
+    let (resumed, replay) = recv_until(&mut ws, |f| f["action"] == "resumed").await;
+    assert_eq!(replay, vec![frame]);
+    assert_eq!(resumed["rooms"][0]["seq"], 1);
     shutdown(gw).await;
 }

@@ -51,9 +51,9 @@ async fn resume_on_dynamodb_after_close_delete_and_tcp_reset() {
     let Some((gw, _)) = start_on_moto("resume", system_clock()).await else {
         return;
     };
-    drop_and_resume(&gw, DropBy::Close, "close").await;
-    drop_and_resume(&gw, DropBy::ServerDelete, "delete").await;
-    drop_and_resume(&gw, DropBy::Tcp, "tcp").await;
+    drop_and_resume(&gw, DropBy::Close, "close", 1).await;
+    drop_and_resume(&gw, DropBy::ServerDelete, "delete", 1).await;
+    drop_and_resume(&gw, DropBy::Tcp, "tcp", 1).await;
     shutdown(gw).await;
 }
 

@@ -49,6 +49,8 @@ pub async fn function(role: &str, env: &FunctionEnv) -> Function {
 pub struct Stack {
     pub moto: String,
     pub tables: TableNames,
+    /// The room history table (the chat keeps history in every room).
+    pub history_table: String,
     /// The test's own view of the tables.
     pub store: DynamoStore,
     /// The test's own view of the queue.
@@ -66,6 +68,11 @@ impl Stack {
         let tables = TableNames::for_app(&name, "test");
         let store = DynamoStore::from_settings(&settings, tables.clone());
         store.create_tables().await.unwrap();
+        let history_table = switchboard::names::table::history_table_for_app(&name, "test");
+        switchboard::aws::history::DynamoHistory::from_settings(&settings, history_table.clone())
+            .create_table()
+            .await
+            .unwrap();
         let queue = SqsQueue::from_settings(&settings, QueueNames::prefixed(format!("{name}-")));
         let queue_url = queue
             .create_queues("orders", &QueueSettings::default())
@@ -82,6 +89,7 @@ impl Stack {
         Some(Self {
             moto,
             tables,
+            history_table,
             store,
             queue,
             queue_url,
@@ -93,6 +101,7 @@ impl Stack {
     pub fn env(&self) -> FunctionEnv {
         FunctionEnv::local()
             .tables(&self.tables)
+            .history_table(&self.history_table)
             .dynamodb_endpoint(&self.moto)
             .sqs_endpoint(&self.moto)
             .queue_url("orders", &self.queue_url)

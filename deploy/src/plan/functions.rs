@@ -229,6 +229,14 @@ fn environment_and_statements(
             &["execute-api:ManageConnections"],
             manage(needs.ws_api, &["POST", "GET", "DELETE"]),
         ));
+        // Whatever can send can send to a room with history (`resume` reads it).
+        if let Some((history, name)) = &needs.tables.history {
+            env.push((env::HISTORY_TABLE.into(), Input::str(name.clone())));
+            extra.push(statement(
+                &["dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query"],
+                vec![history.out("arn")],
+            ));
+        }
     } else if f.is_message_route() {
         // A message with an expired token closes its connection (DeleteConnection).
         extra.push(statement(

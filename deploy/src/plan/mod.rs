@@ -281,7 +281,10 @@ pub fn plan(service: &Service, cfg: &StackConfig, web_page: &str) -> Result<Plan
 
     let us_east_1 = edge::us_east_1_provider(&mut p, cfg);
     let logs = logs::logs(&mut p, cfg, &prefix);
-    let tables = tables::tables(&mut p, &table_names);
+    let history_table = service
+        .history
+        .then(|| switchboard_core::names::table::history_table_for_app(&cfg.app, &cfg.stage));
+    let tables = tables::tables(&mut p, &table_names, history_table);
     let queues = queues::queues(&mut p, service, &queue_prefix)?;
     let ws_api = ws_api::api(&mut p, service, &prefix);
     let http_api = http_api::api(&mut p, service, &prefix);

@@ -74,6 +74,9 @@ pub(super) fn outputs(
     o.insert("webSocketStage".into(), s.ws_stage.out("name"));
     o.insert("connectionsTable".into(), s.tables.connections.out("name"));
     o.insert("roomsTable".into(), s.tables.rooms.out("name"));
+    if let Some((history, _)) = &s.tables.history {
+        o.insert("historyTable".into(), history.out("name"));
+    }
     o.insert("queueNames".into(), queue_outputs(s.queues, "name"));
     o.insert("queueUrls".into(), queue_outputs(s.queues, "url"));
     o.insert("userPoolId".into(), s.cognito.pool.id());

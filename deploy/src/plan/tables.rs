@@ -5,6 +5,7 @@ use super::{Handle, Plan, TableNames};
 use crate::aws::DynamoTable;
 use crate::concat_input;
 use crate::input::Input;
+use switchboard_core::names::table::attr;
 
 /// The tables.
 pub(super) struct Tables {
@@ -12,6 +13,8 @@ pub(super) struct Tables {
     pub(super) connections: Handle,
     /// The rooms table.
     pub(super) rooms: Handle,
+    /// The room history table and its name, when the app keeps history.
+    pub(super) history: Option<(Handle, String)>,
 }
 
 impl Tables {
@@ -26,8 +29,8 @@ impl Tables {
     }
 }
 
-/// The connections and rooms tables.
-pub(super) fn tables(p: &mut Plan, names: &TableNames) -> Tables {
+/// The connections and rooms tables, and the history table when `history` is set.
+pub(super) fn tables(p: &mut Plan, names: &TableNames, history: Option<String>) -> Tables {
     let connections = table(
         p,
         "connections",
@@ -53,7 +56,42 @@ pub(super) fn tables(p: &mut Plan, names: &TableNames) -> Tables {
             ("projectionType", Some(Input::str("ALL"))),
         ]),
     );
-    Tables { connections, rooms }
+    let history = history.map(|name| (history_table(p, &name), name));
+    Tables {
+        connections,
+        rooms,
+        history,
+    }
+}
+
+/// The room history table (`switchboard_aws::history`): `room` (S) and `seq` (N), TTL
+/// on `expires`, no index.
+fn history_table(p: &mut Plan, name: &str) -> Handle {
+    p.add(
+        "history",
+        DynamoTable {
+            name: name.to_owned(),
+            billing_mode: "PAY_PER_REQUEST",
+            hash_key: attr::ROOM,
+            range_key: attr::SEQ,
+            attributes: vec![attr_of(attr::ROOM, "S"), attr_of(attr::SEQ, "N")],
+            global_secondary_indexes: Vec::new(),
+            ttl: Input::object([
+                ("attributeName", Some(Input::str(attr::EXPIRES))),
+                ("enabled", Some(Input::Bool(true))),
+            ]),
+            server_side_encryption: Input::object([("enabled", Some(Input::Bool(true)))]),
+            point_in_time_recovery: Input::object([("enabled", Some(Input::Bool(false)))]),
+        },
+    )
+}
+
+/// An attribute of type `kind`.
+fn attr_of(name: &str, kind: &str) -> Input {
+    Input::object([
+        ("name", Some(Input::str(name))),
+        ("type", Some(Input::str(kind))),
+    ])
 }
 
 /// A string attribute.

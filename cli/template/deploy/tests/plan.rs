@@ -11,8 +11,9 @@ use switchboard_deploy::{StackConfig, plan_for};
 use {{crate_name}}::{NAME, WEB_PAGE, app};
 
 fn config() -> StackConfig {
+    // The one setting without a default: the secret CloudFront sends to the APIs.
     StackConfig::from_lookup(
-        |_| None,
+        |key| (key == "originSecret").then(|| "0123456789abcdef0123456789abcdef".to_owned()),
         "dev",
         Some("eu-west-1".to_owned()),
         NAME,
