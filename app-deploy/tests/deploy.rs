@@ -270,13 +270,34 @@ async fn the_fanout_function_consumes_its_queue_and_senders_get_its_url() {
     let sender = env(&run, "route-sendMessage");
     assert!(sender.contains_key("SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT"));
     assert!(!sender.contains_key("SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT_DLQ"));
+    // A standard queue (no groups, no deduplication window, no FIFO throughput limit)
+    // whose dead-letter queue is standard too, as SQS requires.
     let queue = run.find("aws:sqs/queue:Queue", "queue-switchboard-fanout");
-    assert_eq!(queue.inputs["fifoQueue"], true);
-    assert!(
-        queue.inputs["redrivePolicy"]
-            .to_string()
-            .contains("maxReceiveCount")
+    let dlq = run.find("aws:sqs/queue:Queue", "queue-switchboard-fanout-dlq");
+    assert_eq!(queue.inputs["fifoQueue"], false);
+    assert_eq!(dlq.inputs["fifoQueue"], false);
+    assert_eq!(queue.inputs["name"], "chat-dev-switchboard-fanout");
+    assert_eq!(dlq.inputs["name"], "chat-dev-switchboard-fanout-dlq");
+    let redrive = json_str(&queue.inputs["redrivePolicy"]);
+    assert_eq!(redrive["maxReceiveCount"], 5);
+    assert_eq!(
+        redrive["deadLetterTargetArn"],
+        format!("arn:aws:sqs:{REGION}:{ACCOUNT}:chat-dev-switchboard-fanout-dlq")
     );
+    assert!(dlq.inputs.get("redrivePolicy").is_none_or(Value::is_null));
+    assert_eq!(
+        sender["SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT"],
+        format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/chat-dev-switchboard-fanout")
+    );
+    assert_eq!(
+        vars["SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT_DLQ"],
+        format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/chat-dev-switchboard-fanout-dlq")
+    );
+    // The app's own queues stay FIFO.
+    for (q, _) in chat_queues() {
+        let own = run.find("aws:sqs/queue:Queue", &format!("queue-{q}"));
+        assert_eq!(own.inputs["fifoQueue"], true, "{q}");
+    }
     let esm = run.find("aws:lambda/eventSourceMapping:EventSourceMapping", "fanout");
     assert_eq!(esm.inputs["batchSize"], 10);
     assert_eq!(

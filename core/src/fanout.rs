@@ -17,9 +17,12 @@
 //! queueing fails half way gets an error after some shards were queued; retrying the
 //! send reaches those recipients twice.
 //!
-//! The queue is the project's FIFO [`Queue`]: each shard is its own message group, so
-//! shards are never ordered against each other and run as parallel as the consumers
-//! allow (SQS FIFO scales with the number of groups; a standard queue would do too).
+//! The queue is a *standard* queue ([`queue_settings`]; SQS standard on AWS, the
+//! embedded queue's standard kind locally) with a dead-letter queue: shards are
+//! independent, so they need neither FIFO's groups nor its deduplication window, and a
+//! standard queue has no per-group throughput limit. A shard delivered twice (SQS's
+//! at-least-once) posts twice; frames of rooms with history carry `seq`, so clients drop
+//! those duplicates.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +39,12 @@ use crate::names::fanout::{
 use crate::queue::{MAX_BODY_BYTES, OutgoingMessage, Queue, QueueError, dead_letter_queue_name};
 use crate::request::Services;
 use crate::response::Frame;
+
+/// How the fan-out queue is declared on the embedded queue: standard, SQS's defaults
+/// otherwise (30 s visibility, 5 receives before the dead-letter queue).
+pub fn queue_settings() -> crate::queue::QueueSettings {
+    crate::queue::QueueSettings::standard()
+}
 
 /// Room left in a shard message for everything but the recipients and the frame.
 const ENVELOPE_SLACK: usize = 512;

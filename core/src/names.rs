@@ -287,6 +287,17 @@ pub mod queue {
         valid_fifo_name(&name).then_some(name)
     }
 
+    /// The SQS name of a standard queue by the rule `{prefix}{queue}` (the fan-out
+    /// queue); `None` when the result is not a valid standard queue name.
+    pub fn sqs_standard_name(prefix: &str, queue: &str) -> Option<String> {
+        let name = format!("{prefix}{queue}");
+        let valid = (1..=MAX_QUEUE_NAME_CHARS).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        valid.then_some(name)
+    }
+
     /// A FIFO queue name SQS accepts: `[A-Za-z0-9_-]+\.fifo`, at most
     /// [`MAX_QUEUE_NAME_CHARS`] characters.
     pub fn valid_fifo_name(name: &str) -> bool {

@@ -253,7 +253,7 @@ impl App {
     pub fn fanout_threshold(self, threshold: usize) -> Self {
         let queue = switchboard_core::queue::memory::MemoryQueue::new().with_queue(
             switchboard_core::fanout::QUEUE,
-            switchboard_core::queue::QueueSettings::default(),
+            switchboard_core::fanout::queue_settings(),
         );
         self.sharding(switchboard_core::fanout::Sharding::new(Arc::new(queue)).threshold(threshold))
     }

@@ -165,7 +165,7 @@ async fn up_to_the_threshold_runs_inline_above_it_shards() {
         (THRESHOLD, true),
         (THRESHOLD + 1, false),
     ] {
-        let s = setup(QueueSettings::default(), |s| s);
+        let s = setup(QueueSettings::standard(), |s| s);
         fill(&s, "r", 0..n).await;
         let body = blast_room(&s, "r").await;
         if inline {
@@ -195,7 +195,7 @@ async fn up_to_the_threshold_runs_inline_above_it_shards() {
 
 #[tokio::test]
 async fn an_empty_room_sends_nothing_and_queues_nothing() {
-    let s = setup(QueueSettings::default(), |s| s.threshold(0));
+    let s = setup(QueueSettings::standard(), |s| s.threshold(0));
     let body = blast_room(&s, "empty").await;
     assert_eq!(body, json!({"delivered": 0, "gone": 0, "failed": 0}));
     assert_eq!(s.queue.stats(QUEUE).await.unwrap().visible, 0);
@@ -203,7 +203,7 @@ async fn an_empty_room_sends_nothing_and_queues_nothing() {
 
 #[tokio::test]
 async fn members_joining_or_leaving_while_shards_wait() {
-    let s = setup(QueueSettings::default(), |s| s);
+    let s = setup(QueueSettings::standard(), |s| s);
     fill(&s, "r", 0..20).await;
     let body = blast_room(&s, "r").await;
     assert_eq!(body["queued"], 20);
@@ -223,7 +223,7 @@ async fn members_joining_or_leaving_while_shards_wait() {
 
 #[tokio::test]
 async fn a_429_storm_loses_nobody_and_posts_nobody_twice() {
-    let s = setup(QueueSettings::default(), |s| s.retries(2, 10));
+    let s = setup(QueueSettings::standard(), |s| s.retries(2, 10));
     // Every recipient is refused 5 times: more than the 2 retries of one attempt, so
     // each shard goes back to the queue with its owed recipients (twice) before all
     // are served.
@@ -238,7 +238,7 @@ async fn a_429_storm_loses_nobody_and_posts_nobody_twice() {
 
 #[tokio::test]
 async fn recipients_still_owed_go_to_the_dead_letter_queue() {
-    let s = setup(QueueSettings::default(), |s| s.retries(1, 3));
+    let s = setup(QueueSettings::standard(), |s| s.retries(1, 3));
     *s.recorder.always_throttle.lock().unwrap() = vec![id(2), id(7)];
     fill(&s, "r", 0..12).await;
     blast_room(&s, "r").await;
@@ -265,7 +265,7 @@ async fn recipients_still_owed_go_to_the_dead_letter_queue() {
 async fn a_consumer_crash_mid_shard_retries_the_shard() {
     let settings = QueueSettings {
         visibility_timeout: Duration::from_millis(50),
-        ..QueueSettings::default()
+        ..QueueSettings::standard()
     };
     // One post at a time, so the crash lands between posts of one shard.
     let s = setup_with(settings, 1, |s| s.shard_size(20).threshold(5));
@@ -355,7 +355,7 @@ async fn a_429_storm_over_http_loses_nobody_and_posts_nobody_twice() {
         &AwsSettings::local(url.clone()),
         format!("{url}/ws"),
     ));
-    let queue = Arc::new(MemoryQueue::new().with_queue(QUEUE, QueueSettings::default()));
+    let queue = Arc::new(MemoryQueue::new().with_queue(QUEUE, QueueSettings::standard()));
     let sharding = Sharding::new(queue.clone())
         .threshold(THRESHOLD)
         .shard_size(SHARD)

@@ -221,7 +221,7 @@ async fn main() -> Result<(), String> {
     ));
     let store = MemoryStore::new();
     fill(&store, args.recipients).await?;
-    let queue = Arc::new(MemoryQueue::new().with_queue(QUEUE, QueueSettings::default()));
+    let queue = Arc::new(MemoryQueue::new().with_queue(QUEUE, QueueSettings::standard()));
     let sharding = Sharding::new(queue.clone())
         .threshold(args.threshold)
         .shard_size(args.shard_size)

@@ -1,5 +1,7 @@
-//! SQS: a FIFO queue and its FIFO dead-letter queue per queue of the service, and the
-//! event source mappings of their consumers.
+//! SQS: a FIFO queue and its FIFO dead-letter queue per queue of the service, the
+//! internal fan-out queue as a *standard* queue with a standard dead-letter queue (its
+//! shards are independent: no groups, no deduplication window, no FIFO throughput
+//! limit), and the event source mappings of their consumers.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +15,7 @@ use crate::aws::{EventSourceMapping, SqsQueue};
 use crate::input::Input;
 use crate::model::{FunctionKind, Queue, Service};
 use switchboard_core::names::fanout::QUEUE as FANOUT_QUEUE;
+use switchboard_core::names::queue::sqs_standard_name;
 
 /// The queues, by logical name.
 pub(super) type Queues = BTreeMap<String, Handle>;
@@ -38,9 +41,15 @@ fn queue(
     prefix: &str,
     q: &Queue,
 ) -> Result<(Handle, Handle), DeployError> {
-    let name = sqs_fifo_name(prefix, &q.name)
+    let fifo = q.name != FANOUT_QUEUE;
+    let sqs_name = if fifo {
+        sqs_fifo_name
+    } else {
+        sqs_standard_name
+    };
+    let name = sqs_name(prefix, &q.name)
         .ok_or_else(|| DeployError::Plan(format!("queue name `{}` is not valid in SQS", q.name)))?;
-    let dlq_name = sqs_fifo_name(prefix, &dead_letter_queue_name(&q.name))
+    let dlq_name = sqs_name(prefix, &dead_letter_queue_name(&q.name))
         .ok_or_else(|| DeployError::Plan(format!("queue name `{}` is too long", q.name)))?;
     let consumer_timeout = q
         .consumer
@@ -51,7 +60,7 @@ fn queue(
         format!("queue-{}-dlq", q.name),
         SqsQueue {
             name: dlq_name,
-            fifo_queue: true,
+            fifo_queue: fifo,
             content_based_deduplication: false,
             visibility_timeout_seconds: 30,
             message_retention_seconds: DLQ_RETENTION_SECS,
@@ -63,7 +72,7 @@ fn queue(
         format!("queue-{}", q.name),
         SqsQueue {
             name,
-            fifo_queue: true,
+            fifo_queue: fifo,
             content_based_deduplication: false,
             // AWS: at least 6 times the consumer's timeout; 12 h at most.
             visibility_timeout_seconds: (consumer_timeout * 6).clamp(30, 43_200),
