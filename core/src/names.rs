@@ -323,6 +323,17 @@ pub mod fanout {
     pub const DEFAULT_THRESHOLD: usize = 1000;
     /// Recipients per shard (one queue message, one consumer invocation's work).
     pub const DEFAULT_SHARD_SIZE: usize = 500;
+    /// Recipients per page read of a sharded send (a page task queues them as
+    /// shards): 10 shards, ~100 KB of DynamoDB items read per `Query`/`Scan` call.
+    pub const DEFAULT_PAGE_SIZE: usize = 5000;
+    /// Parallel `Scan` segments of a sharded broadcast.
+    pub const DEFAULT_SCAN_SEGMENTS: u32 = 4;
+    /// How long a frame stored by reference (too large for a shard message) is kept:
+    /// longer than a fan-out's retries and the queue's redrive take.
+    pub const FRAME_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+    /// The rooms table's partition key under which frames stored by reference live on
+    /// AWS (a control character no room name a client sends has; `rooms()` skips it).
+    pub const FRAME_ROOM: &str = "\u{1}switchboard-fanout-frames";
     /// How many times a shard's owed recipients are queued again after throttling or
     /// `@connections` failures before the rest goes to the dead-letter queue.
     pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;

@@ -36,6 +36,11 @@ async fn blast(ctx: Ctx, Json(r): Json<Room>) -> Result<Json<Delivery>, WsError>
     ))
 }
 
+#[ws_route("everyone")]
+async fn everyone(ctx: Ctx) -> Result<Json<Delivery>, WsError> {
+    Ok(Json(ctx.broadcast().send(&json!({"action": "all"})).await?))
+}
+
 /// Records posts per recipient; answers 429 to the first `throttle_first` calls of
 /// each recipient (or to every call when `always_throttle`).
 #[derive(Default)]
@@ -119,6 +124,32 @@ async fn fill(s: &Setup, room: &str, range: std::ops::Range<usize>) {
             username: format!("u{i}"),
         };
         store.join_room(room, &member).await.unwrap();
+    }
+}
+
+async fn blast_everyone(s: &Setup) -> Value {
+    let mut e: ApiGatewayWebsocketProxyRequest = serde_json::from_str(MESSAGE).unwrap();
+    e.request_context.route_key = Some("everyone".to_owned());
+    e.body = Some(json!({"action": "everyone"}).to_string());
+    let outcome = s.dispatcher.dispatch(e).await;
+    serde_json::from_str(outcome.body.as_ref().unwrap().as_text().unwrap()).unwrap()
+}
+
+async fn connect(s: &Setup, range: std::ops::Range<usize>) {
+    let store = &s.dispatcher.services().store;
+    let now = chrono::Utc::now();
+    for i in range {
+        let record = switchboard::backend::ConnectionRecord {
+            connection_id: id(i),
+            username: format!("u{i}"),
+            session_key: format!("{}#{}", now.timestamp_millis(), id(i)),
+            connected_at: now.timestamp_millis(),
+            expires: now.timestamp() + 3600,
+            source_ip: None,
+            user_agent: None,
+            claims: serde_json::Map::new(),
+        };
+        store.put_connection(&record).await.unwrap();
     }
 }
 
@@ -375,4 +406,58 @@ async fn a_429_storm_over_http_loses_nobody_and_posts_nobody_twice() {
     assert_eq!(posted.len(), 15, "every member served");
     assert!(posted.values().all(|n| *n == 1), "nobody twice: {posted:?}");
     assert!(s.queue.dead_letters(QUEUE, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_large_room_is_read_in_pages_by_the_consumers() {
+    // Pages of 6; the caller reads max(6, threshold + 1) = 11 members.
+    for (n, more) in [(11, false), (12, true), (40, true)] {
+        let s = setup(QueueSettings::standard(), |s| s.page_size(6));
+        fill(&s, "r", 0..n).await;
+        let body = blast_room(&s, "r").await;
+        assert_eq!(body["queued"], 11, "n={n}: the caller read one page");
+        assert_eq!(body.get("more").is_some(), more, "n={n}: {body}");
+        // ceil(11 / 4) = 3 shards, and a page task when the room has more.
+        let queued = s.queue.stats(QUEUE).await.unwrap().visible;
+        assert_eq!(queued, 3 + usize::from(more), "n={n}");
+        drain(&s).await;
+        exactly_once(&s, 0..n);
+    }
+}
+
+#[tokio::test]
+async fn members_joining_or_leaving_before_their_page_is_read() {
+    let s = setup(QueueSettings::standard(), |s| s.page_size(6));
+    fill(&s, "r", 0..40).await;
+    assert_eq!(blast_room(&s, "r").await["more"], true);
+    // The caller read 0..11; the rest is read by page tasks, later. A member of a
+    // later page who leaves first is not posted; one who joins with an id after the
+    // pages read so far is.
+    let store = &s.dispatcher.services().store;
+    store.leave_room("r", &id(30)).await.unwrap();
+    fill(&s, "r", 45..46).await;
+    drain(&s).await;
+    exactly_once(&s, (0..40).filter(|i| *i != 30).chain(45..46));
+}
+
+#[tokio::test]
+async fn a_broadcast_reads_parallel_scan_segments_in_pages() {
+    let s = setup(QueueSettings::standard(), |s| {
+        s.threshold(5).page_size(3).segments(3)
+    });
+    connect(&s, 0..31).await;
+    let body = blast_everyone(&s).await;
+    assert_eq!(body["more"], true, "{body}");
+    drain(&s).await;
+    exactly_once(&s, 0..31);
+    // A broadcast at the threshold still runs inline, across the segments.
+    let s = setup(QueueSettings::standard(), |s| {
+        s.threshold(5).page_size(3).segments(3)
+    });
+    connect(&s, 0..5).await;
+    assert_eq!(
+        blast_everyone(&s).await,
+        json!({"delivered": 5, "gone": 0, "failed": 0})
+    );
+    exactly_once(&s, 0..5);
 }

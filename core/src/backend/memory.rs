@@ -1,15 +1,19 @@
 //! The embedded connection store: in-process maps behind one lock.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::RwLock;
 
 use async_trait::async_trait;
 
-use super::{ConnectionRecord, ConnectionStore, Member, RoomSummary, StoreError};
+use super::{
+    ConnectionRecord, ConnectionStore, IdPage, Member, RoomSummary, StoreError, scan_segment,
+};
 
 #[derive(Default)]
 struct Inner {
-    connections: HashMap<String, ConnectionRecord>,
+    /// Ordered, so a fan-out's scan pages by connection id.
+    connections: BTreeMap<String, ConnectionRecord>,
     by_user: HashMap<String, BTreeSet<String>>,
     rooms: BTreeMap<String, BTreeMap<String, String>>,
     rooms_of: HashMap<String, BTreeSet<String>>,
@@ -56,6 +60,16 @@ impl Inner {
         }
         removed
     }
+}
+
+/// Up to `limit` (at least 1) ids of `rest` and, if more follow, the cursor after them.
+fn page_from<'a>(rest: &mut impl Iterator<Item = &'a String>, limit: usize) -> IdPage {
+    let ids: Vec<String> = rest.by_ref().take(limit.max(1)).cloned().collect();
+    let next = match rest.next() {
+        Some(_) => ids.last().cloned(),
+        None => None,
+    };
+    IdPage { ids, next }
 }
 
 #[async_trait]
@@ -173,6 +187,40 @@ impl ConnectionStore for MemoryStore {
                 username: user.clone(),
             })
             .collect())
+    }
+
+    async fn room_member_page(
+        &self,
+        room: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<IdPage, StoreError> {
+        let inner = self.read();
+        let Some(members) = inner.rooms.get(room) else {
+            return Ok(IdPage::default());
+        };
+        let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+        let mut rest = members.range((start, Bound::Unbounded)).map(|(id, _)| id);
+        Ok(page_from(&mut rest, limit))
+    }
+
+    async fn connection_id_page(
+        &self,
+        segment: u32,
+        segments: u32,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<IdPage, StoreError> {
+        // Records whose `expires` passed are skipped, as DynamoDB's reads skip them.
+        let now = chrono::Utc::now().timestamp();
+        let inner = self.read();
+        let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+        let mut rest = inner
+            .connections
+            .range((start, Bound::Unbounded))
+            .filter(|(id, r)| r.expires > now && scan_segment(id, segments) == segment)
+            .map(|(id, _)| id);
+        Ok(page_from(&mut rest, limit))
     }
 
     async fn rooms_of(&self, connection_id: &str) -> Result<Vec<String>, StoreError> {
