@@ -844,6 +844,8 @@ impl ConnectionStore for DynamoStore {
                 .entry(string(&item, attr::ROOM, &self.tables.rooms, OP)?)
                 .or_default() += 1;
         }
+        // The fan-out's frames stored by reference share the table; not a room.
+        counts.remove(switchboard_core::names::fanout::FRAME_ROOM);
         Ok(counts
             .into_iter()
             .map(|(room, members)| RoomSummary { room, members })

@@ -918,3 +918,38 @@ async fn paged_reads_on_dynamodb() {
     assert!(matches!(bad, Err(StoreError::Backend { .. })), "{bad:?}");
     fx.drop_tables().await;
 }
+
+/// Frames stored by reference live in the rooms table under a reserved partition: they
+/// round-trip (text and binary), a missing key is `None`, and `rooms()` does not list
+/// them as a room.
+#[tokio::test]
+async fn fanout_frames_by_reference_in_the_rooms_table() {
+    use switchboard_aws::fanout::DynamoFrames;
+    use switchboard_core::fanout::FrameStore;
+    use switchboard_core::response::Frame;
+    let Some(fx) = Fixture::new("frames").await else {
+        return;
+    };
+    let frames = DynamoFrames::new(fx.client.clone(), fx.tables.rooms.clone());
+    let ttl = std::time::Duration::from_secs(60);
+    let text = Frame::text(format!(r#"{{"data":"{}"}}"#, "\\\"".repeat(60 * 1024)));
+    let binary = Frame::binary(vec![0u8, 159, 146, 150, 255]);
+    frames.put("send-1-frame", &text, ttl).await.unwrap();
+    frames.put("send-2-frame", &binary, ttl).await.unwrap();
+    assert_eq!(frames.get("send-1-frame").await.unwrap(), Some(text));
+    assert_eq!(frames.get("send-2-frame").await.unwrap(), Some(binary));
+    assert_eq!(frames.get("never-stored").await.unwrap(), None);
+    ok(
+        fx.store.join_room("lobby", &member("a=", "ann")).await,
+        "join",
+    );
+    let rooms = ok(fx.store.rooms().await, "rooms");
+    assert_eq!(
+        rooms,
+        vec![RoomSummary {
+            room: "lobby".into(),
+            members: 1
+        }]
+    );
+    fx.drop_tables().await;
+}

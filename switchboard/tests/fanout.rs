@@ -15,7 +15,7 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use serde_json::{Value, json};
 use switchboard::backend::{ConnectionInfo, ConnectionsClient, Member, PostError};
 use switchboard::dispatch::Dispatcher;
-use switchboard::fanout::{QUEUE, Shard, Sharding, consume_batch};
+use switchboard::fanout::{MemoryFrames, QUEUE, Shard, Sharding, consume_batch};
 use switchboard::prelude::*;
 use switchboard::queue::memory::MemoryQueue;
 use switchboard::queue::{Queue, QueueSettings, dead_letter_queue_name};
@@ -36,6 +36,20 @@ async fn blast(ctx: Ctx, Json(r): Json<Room>) -> Result<Json<Delivery>, WsError>
     ))
 }
 
+#[derive(Deserialize)]
+struct Big {
+    room: String,
+    text: String,
+}
+
+/// Sends `text` as the frame itself (not wrapped), to a room.
+#[ws_route("big")]
+async fn big(ctx: Ctx, Json(b): Json<Big>) -> Result<Json<Delivery>, WsError> {
+    Ok(Json(
+        ctx.room(b.room).send_frame(Frame::text(b.text)).await?,
+    ))
+}
+
 #[ws_route("everyone")]
 async fn everyone(ctx: Ctx) -> Result<Json<Delivery>, WsError> {
     Ok(Json(ctx.broadcast().send(&json!({"action": "all"})).await?))
@@ -50,11 +64,13 @@ struct Recorder {
     throttle_first: AtomicUsize,
     always_throttle: Mutex<Vec<String>>,
     throttled: AtomicUsize,
+    /// The last frame each recipient got.
+    frames: Mutex<HashMap<String, Frame>>,
 }
 
 #[async_trait]
 impl ConnectionsClient for Recorder {
-    async fn post(&self, id: &str, _frame: &Frame) -> Result<(), PostError> {
+    async fn post(&self, id: &str, frame: &Frame) -> Result<(), PostError> {
         // A network call yields; so a consumer can be stopped between two posts.
         tokio::task::yield_now().await;
         let call = {
@@ -69,6 +85,10 @@ impl ConnectionsClient for Recorder {
             return Err(PostError::Throttled);
         }
         *self.posts.lock().unwrap().entry(id.to_owned()).or_default() += 1;
+        self.frames
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), frame.clone());
         Ok(())
     }
     async fn get(&self, id: &str) -> Result<ConnectionInfo, PostError> {
@@ -460,4 +480,44 @@ async fn a_broadcast_reads_parallel_scan_segments_in_pages() {
         json!({"delivered": 5, "gone": 0, "failed": 0})
     );
     exactly_once(&s, 0..5);
+}
+
+async fn send_big(s: &Setup, room: &str, text: &str) -> Value {
+    let mut e: ApiGatewayWebsocketProxyRequest = serde_json::from_str(MESSAGE).unwrap();
+    e.request_context.route_key = Some("big".to_owned());
+    e.body = Some(json!({"action": "big", "room": room, "text": text}).to_string());
+    let outcome = s.dispatcher.dispatch(e).await;
+    serde_json::from_str(outcome.body.as_ref().unwrap().as_text().unwrap()).unwrap()
+}
+
+/// Frames near API Gateway's 128 KiB to a sharded room arrive intact at every member:
+/// one that fits a full shard message travels in it; one whose JSON escaping doubles
+/// it (a JSON document inside a string) is stored once and the shards carry its key.
+#[tokio::test]
+async fn frames_near_128_kib_arrive_intact_inline_or_by_reference() {
+    let frames = Arc::new(MemoryFrames::new());
+    let store = frames.clone();
+    let s = setup(QueueSettings::standard(), move |s| {
+        s.shard_size(500).frames(store)
+    });
+    fill(&s, "r", 0..30).await;
+    let plain = format!(r#"{{"action":"big","data":"{}"}}"#, "x".repeat(127 * 1024));
+    let quoted = format!(
+        r#"{{"action":"big","data":"{}"}}"#,
+        "\\\"".repeat(63 * 1024)
+    );
+    assert!(plain.len() < 128 * 1024 && quoted.len() < 128 * 1024);
+    serde_json::from_str::<Value>(&quoted).expect("the quoted frame is JSON");
+    for (text, stored) in [(&plain, 0), (&quoted, 1)] {
+        s.recorder.posts.lock().unwrap().clear();
+        assert_eq!(send_big(&s, "r", text).await["queued"], 30);
+        assert_eq!(frames.len(), stored, "frames stored by reference");
+        drain(&s).await;
+        exactly_once(&s, 0..30);
+        let got = s.recorder.frames.lock().unwrap().clone();
+        assert_eq!(got.len(), 30);
+        for (id, frame) in got {
+            assert_eq!(frame.as_text(), Some(text.as_str()), "{id} got it intact");
+        }
+    }
 }
