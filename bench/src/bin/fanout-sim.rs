@@ -4,12 +4,13 @@
 //! function's concurrency) and the real `@connections` client (SigV4, HTTP) posting
 //! to a fake `@connections` endpoint on 127.0.0.1 that takes `L` ms per call and
 //! answers 429 `LimitExceededException` above `R` calls per second (a token bucket
-//! holding 100 ms of calls).
+//! holding 100 ms of calls, full at the start as an account at rest is). `--broadcast 1`
+//! sends to every connection (the parallel scan segments) instead of a room.
 //!
 //! ```text
 //! cargo run -p switchboard-bench --release --bin fanout-sim -- \
 //!     --recipients 50000 --latency-ms 25 --rate 5000 [--threshold 1000 --concurrency 8 \
-//!     --shard-size 500 --inflight 64 --budget 5000]
+//!     --shard-size 500 --inflight 64 --budget 5000 --broadcast 1]
 //! ```
 //!
 //! Prints one JSON line: `recipients`, `delivered` (distinct recipients posted),
@@ -49,6 +50,7 @@ struct Args {
     concurrency: usize,
     shard_size: usize,
     inflight: usize,
+    broadcast: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -61,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
         concurrency: 8,
         shard_size: 500,
         inflight: 64,
+        broadcast: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -78,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
             "--concurrency" => a.concurrency = n_usize.max(1),
             "--shard-size" => a.shard_size = n_usize.max(1),
             "--inflight" => a.inflight = n_usize.max(1),
+            "--broadcast" => a.broadcast = n != 0,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -151,12 +155,17 @@ async fn fake_handler(AxumState(fake): AxumState<Arc<Fake>>, method: Method, uri
     StatusCode::OK.into_response()
 }
 
+/// Whether the handler broadcasts (every connection) instead of sending to [`ROOM`].
+static BROADCAST: AtomicBool = AtomicBool::new(false);
+
 async fn blast(ctx: Ctx) -> Result<Json<Delivery>, WsError> {
-    Ok(Json(
+    let frame = json!({"action": "score", "home": 2, "away": 1});
+    let target = if BROADCAST.load(Ordering::Relaxed) {
+        ctx.broadcast()
+    } else {
         ctx.room(ROOM)
-            .send(&json!({"action": "score", "home": 2, "away": 1}))
-            .await?,
-    ))
+    };
+    Ok(Json(target.send(&frame).await?))
 }
 
 fn blast_handler() -> BoxedHandler {
@@ -179,7 +188,10 @@ fn blast_def() -> switchboard::RouteDef {
     }
 }
 
-async fn fill(store: &MemoryStore, n: usize) -> Result<(), String> {
+async fn fill(store: &MemoryStore, n: usize, broadcast: bool) -> Result<(), String> {
+    if broadcast {
+        return connect(store, n).await;
+    }
     for i in 0..n {
         let member = Member {
             connection_id: format!("c{i:07}="),
@@ -193,13 +205,44 @@ async fn fill(store: &MemoryStore, n: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// `n` open connections (for a broadcast).
+async fn connect(store: &MemoryStore, n: usize) -> Result<(), String> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_millis() as i64;
+    for i in 0..n {
+        let id = format!("c{i:07}=");
+        let record = switchboard::backend::ConnectionRecord {
+            session_key: format!("{now_ms}#{id}"),
+            connection_id: id,
+            username: format!("u{i}"),
+            connected_at: now_ms,
+            expires: now_ms / 1000 + 3600,
+            source_ip: None,
+            user_agent: None,
+            claims: serde_json::Map::new(),
+        };
+        store
+            .put_connection(&record)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let args = parse_args()?;
     let fake = Arc::new(Fake {
         latency: Duration::from_millis(args.latency_ms),
         rate: f64::from(args.rate.max(1)),
-        bucket: Mutex::new((0.0, Instant::now())),
+        // An account at rest holds its whole burst (API Gateway's bucket is full
+        // before a fan-out starts); an empty start threw 429s at the first posts.
+        bucket: Mutex::new((
+            (f64::from(args.rate.max(1)) / 10.0).max(1.0),
+            Instant::now(),
+        )),
         posts: Mutex::new(HashMap::with_capacity(args.recipients)),
         throttled: AtomicU64::new(0),
         delivered: AtomicU64::new(0),
@@ -220,7 +263,8 @@ async fn main() -> Result<(), String> {
         format!("{url}/ws"),
     ));
     let store = MemoryStore::new();
-    fill(&store, args.recipients).await?;
+    BROADCAST.store(args.broadcast, Ordering::Relaxed);
+    fill(&store, args.recipients, args.broadcast).await?;
     let queue = Arc::new(MemoryQueue::new().with_queue(QUEUE, QueueSettings::standard()));
     let sharding = Sharding::new(queue.clone())
         .threshold(args.threshold)
@@ -302,6 +346,7 @@ async fn main() -> Result<(), String> {
         "concurrency": args.concurrency,
         "shard_size": args.shard_size,
         "inflight": args.inflight,
+        "broadcast": args.broadcast,
     });
     println!("{line}");
     Ok(())
