@@ -8,6 +8,10 @@
 //! | `SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT_DLQ` | its dead-letter queue's URL (the `fanout` role sends recipients still owed there; without it, a last attempt fails and SQS's redrive moves it) |
 //! | `SWITCHBOARD_FANOUT_THRESHOLD` | recipients above which a send is sharded (default 1000) |
 //! | `SWITCHBOARD_FANOUT_RATE` | posts per second one `fanout` instance may make (the account's limit / its reserved concurrency) |
+//! | `SWITCHBOARD_ROOMS_TABLE` | where frames too large for a shard message are stored ([`DynamoFrames`]); unset: in memory (only right for tests) |
+//!
+//! The queue is an SQS **standard** queue (its URL has no `.fifo`), so the SQS client
+//! sends without group or deduplication ids.
 //!
 //! Unverified on AWS: the code paths are those the simulator and the tests run, with
 //! the real SQS client tested on moto elsewhere; no deployed stage ran them yet.

@@ -287,6 +287,18 @@ pub mod queue {
         valid_fifo_name(&name).then_some(name)
     }
 
+    /// The deploy program's SQS name of a logical queue (or of its dead-letter queue):
+    /// the internal fan-out queue and its dead-letter queue are standard
+    /// ([`sqs_standard_name`]), every other queue FIFO ([`sqs_fifo_name`]).
+    pub fn sqs_name(prefix: &str, queue: &str) -> Option<String> {
+        let fanout = super::fanout::QUEUE;
+        if queue == fanout || queue == dead_letter_queue_name(fanout) {
+            sqs_standard_name(prefix, queue)
+        } else {
+            sqs_fifo_name(prefix, queue)
+        }
+    }
+
     /// The SQS name of a standard queue by the rule `{prefix}{queue}` (the fan-out
     /// queue); `None` when the result is not a valid standard queue name.
     pub fn sqs_standard_name(prefix: &str, queue: &str) -> Option<String> {

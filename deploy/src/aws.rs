@@ -320,7 +320,7 @@ resources! {
 
     /// An SQS queue.
     SqsQueue = "aws:sqs/queue:Queue" {
-        /// Name (`.fifo`).
+        /// Name (`.fifo` for a FIFO queue).
         name: String => "name",
         /// FIFO.
         fifo_queue: bool => "fifoQueue",

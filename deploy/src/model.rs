@@ -477,7 +477,8 @@ fn add_fanout(functions: &mut Vec<Function>, queues: &mut BTreeMap<String, Queue
     functions.push(fanout);
 }
 
-/// Shards one `fanout` invocation receives (SQS FIFO's most).
+/// Messages one `fanout` invocation receives (the most an SQS event source mapping
+/// takes without a batching window).
 const FANOUT_BATCH_SIZE: u32 = 10;
 
 fn plain(role: &str, slug: &str, kind: FunctionKind) -> Function {

@@ -1,8 +1,10 @@
 //! Sharded fan-out (issue 17): the threshold boundary, empty rooms, members joining and
-//! leaving while shards wait, 429 storms (nothing lost, nothing twice), a consumer crash
-//! mid-shard, and the dead-letter queue with the recipients still owed. The fan-out
-//! queue is the embedded one; `@connections` is an in-process recorder that can answer
-//! 429 for a number of calls per recipient.
+//! leaving while shards wait or before their page is read, rooms read in pages and
+//! broadcasts over scan segments, frames near 128 KiB inline and by reference, 429
+//! storms (nothing lost, nothing twice), a consumer crash mid-shard and a page task
+//! that comes back, and the dead-letter queue with the recipients still owed. The
+//! fan-out queue is the embedded standard queue; `@connections` is an in-process
+//! recorder that can answer 429 for a number of calls per recipient.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::HashMap;
@@ -519,5 +521,41 @@ async fn frames_near_128_kib_arrive_intact_inline_or_by_reference() {
         for (id, frame) in got {
             assert_eq!(frame.as_text(), Some(text.as_str()), "{id} got it intact");
         }
+    }
+}
+
+/// What the design cannot avoid, pinned: a page task whose consumer crashed after
+/// queueing its shards and the next page (before the delete) comes back and queues
+/// them again, so the rest of that chain is posted twice. Nobody is lost; the caller's
+/// page is not affected.
+#[tokio::test]
+async fn a_page_task_that_comes_back_posts_its_chain_twice_and_loses_nobody() {
+    let settings = QueueSettings {
+        visibility_timeout: Duration::from_millis(50),
+        ..QueueSettings::standard()
+    };
+    let s = setup(settings, |s| s.page_size(6));
+    fill(&s, "r", 0..20).await;
+    assert_eq!(blast_room(&s, "r").await["more"], true);
+    // The caller read 0..11 (3 shards) and queued a page task for the rest.
+    let batch = s.queue.receive(QUEUE, 10, Duration::ZERO).await.unwrap();
+    let pages: Vec<_> = batch
+        .iter()
+        .filter(|m| m.body.contains(r#""kind":"page""#))
+        .collect();
+    assert_eq!((batch.len(), pages.len()), (4, 1));
+    // The crash: the page task ran, its message was never deleted.
+    let report = switchboard::fanout::run_message(s.dispatcher.services(), &pages[0].body)
+        .await
+        .unwrap();
+    assert_eq!(report.paged, 6);
+    // Everything received comes back after the visibility timeout.
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    drain(&s).await;
+    let posts = posted(&s);
+    assert_eq!(posts.len(), 20, "every member served");
+    for i in 0..20 {
+        let want = if i < 11 { 1 } else { 2 };
+        assert_eq!(posts[&id(i)], want, "{}", id(i));
     }
 }

@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 use super::functions::Functions;
 use super::{
     DLQ_RETENTION_SECS, Handle, MAX_RECEIVE_COUNT, Plan, QUEUE_RETENTION_SECS,
-    dead_letter_queue_name, sqs_fifo_name,
+    dead_letter_queue_name,
 };
 use crate::DeployError;
 use crate::aws::{EventSourceMapping, SqsQueue};
 use crate::input::Input;
 use crate::model::{FunctionKind, Queue, Service};
 use switchboard_core::names::fanout::QUEUE as FANOUT_QUEUE;
-use switchboard_core::names::queue::sqs_standard_name;
+use switchboard_core::names::queue::sqs_name;
 
 /// The queues, by logical name.
 pub(super) type Queues = BTreeMap<String, Handle>;
@@ -42,11 +42,6 @@ fn queue(
     q: &Queue,
 ) -> Result<(Handle, Handle), DeployError> {
     let fifo = q.name != FANOUT_QUEUE;
-    let sqs_name = if fifo {
-        sqs_fifo_name
-    } else {
-        sqs_standard_name
-    };
     let name = sqs_name(prefix, &q.name)
         .ok_or_else(|| DeployError::Plan(format!("queue name `{}` is not valid in SQS", q.name)))?;
     let dlq_name = sqs_name(prefix, &dead_letter_queue_name(&q.name))
