@@ -227,6 +227,85 @@ fn assert_no_nulls(path: &str, v: &Value) {
     }
 }
 
+/// The sharded fan-out's resources (issue 17): the chat app sends to rooms, so it has
+/// the fan-out queue, its dead-letter queue, the `fanout` function, its role, its event
+/// source mapping and their alarms.
+fn fanout_resources() -> Vec<(String, String)> {
+    let alarm = "aws:cloudwatch/metricAlarm:MetricAlarm";
+    [
+        ("aws:sqs/queue:Queue", "queue-switchboard-fanout"),
+        ("aws:sqs/queue:Queue", "queue-switchboard-fanout-dlq"),
+        ("aws:iam/role:Role", "fanout"),
+        ("aws:lambda/function:Function", "fanout"),
+        ("aws:lambda/eventSourceMapping:EventSourceMapping", "fanout"),
+        (alarm, "fanout-errors"),
+        (alarm, "fanout-throttles"),
+        (alarm, "queue-switchboard-fanout-dlq-depth"),
+    ]
+    .into_iter()
+    .map(|(t, n)| (t.to_owned(), n.to_owned()))
+    .collect()
+}
+
+#[tokio::test]
+async fn the_fanout_function_consumes_its_queue_and_senders_get_its_url() {
+    let run = run_example(false).await;
+    let fanout = run.find("aws:lambda/function:Function", "fanout");
+    assert_eq!(fanout.inputs["handler"], "fanout");
+    // Reserved concurrency from config (`fanoutConcurrency`, default 10); no other
+    // function reserves any.
+    assert_eq!(fanout.inputs["reservedConcurrentExecutions"], 10);
+    let route = run.find("aws:lambda/function:Function", "route-sendMessage");
+    assert!(route.inputs.get("reservedConcurrentExecutions").is_none());
+    let vars = env(&run, "fanout");
+    for var in [
+        "SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT",
+        "SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT_DLQ",
+        "SWITCHBOARD_MANAGEMENT_ENDPOINT",
+        "SWITCHBOARD_ROOMS_TABLE",
+    ] {
+        assert!(vars.contains_key(var), "fanout lacks {var}: {vars:?}");
+    }
+    // A route that sends to rooms may shard: it gets the queue, not the DLQ.
+    let sender = env(&run, "route-sendMessage");
+    assert!(sender.contains_key("SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT"));
+    assert!(!sender.contains_key("SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT_DLQ"));
+    // A standard queue (no groups, no deduplication window, no FIFO throughput limit)
+    // whose dead-letter queue is standard too, as SQS requires.
+    let queue = run.find("aws:sqs/queue:Queue", "queue-switchboard-fanout");
+    let dlq = run.find("aws:sqs/queue:Queue", "queue-switchboard-fanout-dlq");
+    assert_eq!(queue.inputs["fifoQueue"], false);
+    assert_eq!(dlq.inputs["fifoQueue"], false);
+    assert_eq!(queue.inputs["name"], "chat-dev-switchboard-fanout");
+    assert_eq!(dlq.inputs["name"], "chat-dev-switchboard-fanout-dlq");
+    let redrive = json_str(&queue.inputs["redrivePolicy"]);
+    assert_eq!(redrive["maxReceiveCount"], 5);
+    assert_eq!(
+        redrive["deadLetterTargetArn"],
+        format!("arn:aws:sqs:{REGION}:{ACCOUNT}:chat-dev-switchboard-fanout-dlq")
+    );
+    assert!(dlq.inputs.get("redrivePolicy").is_none_or(Value::is_null));
+    assert_eq!(
+        sender["SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT"],
+        format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/chat-dev-switchboard-fanout")
+    );
+    assert_eq!(
+        vars["SWITCHBOARD_QUEUE_URL_SWITCHBOARD_FANOUT_DLQ"],
+        format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/chat-dev-switchboard-fanout-dlq")
+    );
+    // The app's own queues stay FIFO.
+    for (q, _) in chat_queues() {
+        let own = run.find("aws:sqs/queue:Queue", &format!("queue-{q}"));
+        assert_eq!(own.inputs["fifoQueue"], true, "{q}");
+    }
+    let esm = run.find("aws:lambda/eventSourceMapping:EventSourceMapping", "fanout");
+    assert_eq!(esm.inputs["batchSize"], 10);
+    assert_eq!(
+        esm.inputs["functionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+}
+
 /// A function's environment (secret or not: the authorizer's and `http`'s hold the
 /// origin secret, so the whole property is sent as a secret).
 fn env(run: &Run, name: &str) -> serde_json::Map<String, Value> {
@@ -243,7 +322,9 @@ async fn update_registers_every_resource_with_its_key_properties() {
 
     // Exactly the expected resources, once each, plus the stack.
     let names: BTreeSet<_> = run.names().into_iter().collect();
-    assert_eq!(names, expected(&chat_routes(), has_http(), &chat_queues()));
+    let mut want = expected(&chat_routes(), has_http(), &chat_queues());
+    want.extend(fanout_resources());
+    assert_eq!(names, want);
     assert_eq!(
         run.names().len(),
         names.len(),

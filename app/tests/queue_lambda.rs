@@ -52,7 +52,9 @@ async fn forward_on_sqs_and_consume_batches_with_partial_failures() {
 
     // The connection record the consumer looks the customer up by.
     let mut f = function("ws:$connect", &vars).await;
+    // A live start time: reads skip records whose `expires` (start + 2 h 15 min) passed.
     let connect = websocket::connect(&id)
+        .connected_at(support::now_ms())
         .message_id("m0")
         .request_id("req-m0")
         .build();

@@ -55,6 +55,8 @@
 //! | `join_room`         | 1 `PutItem`, condition `attribute_not_exists(connectionId)` (failure: `Ok(false)`)                  |
 //! | `leave_room`        | 1 `DeleteItem` with `ReturnValues=ALL_OLD` (`true` when an item was deleted)                        |
 //! | `room_members`      | `Query` by `room` (`p`), ordered by connection id                                                   |
+//! | `room_member_page`  | 1 `Query` by `room` projecting `connectionId`, `Limit` = the page size, `ExclusiveStartKey` from the cursor (the last connection id) |
+//! | `connection_id_page`| 1 `Scan` of one parallel segment (`Segment`/`TotalSegments`) projecting `connectionId`, `Limit`, `ExclusiveStartKey` from the cursor (the key as JSON) |
 //! | `rooms_of`          | `Query` on the rooms GSI (`p`), ordered by room                                                     |
 //! | `rooms`             | `Scan` of the rooms table projecting `room` (`p`), counted in memory: a **scan**, for admin pages |
 //!
@@ -101,7 +103,7 @@ use serde_json::{Map, Value};
 
 use super::AwsSettings;
 use switchboard_core::backend::{
-    ConnectionRecord, ConnectionStore, Member, RoomSummary, StoreError,
+    ConnectionRecord, ConnectionStore, IdPage, Member, RoomSummary, StoreError,
 };
 use switchboard_core::dispatch::{MAX_CONNECTION_AGE_SECS, RECORD_TTL_MARGIN_SECS};
 
@@ -135,6 +137,12 @@ pub fn table_names_from_env(problems: &mut Vec<String>) -> Option<TableNames> {
 }
 
 type Item = HashMap<String, AttributeValue>;
+
+/// The filter of the reads a fan-out relies on (room members, a user's connections,
+/// every connection id): items whose `expires` (`#e`) has passed (`:now`, epoch
+/// seconds) are skipped, because DynamoDB's TTL deletion lags by up to days and a
+/// fan-out must not post to them. Items without `expires` are kept.
+const LIVE_FILTER: &str = "attribute_not_exists(#e) OR #e > :now";
 
 /// A [`ConnectionStore`] on two DynamoDB tables (see the [module docs](self)).
 #[derive(Clone, Debug)]
@@ -601,7 +609,10 @@ impl ConnectionStore for DynamoStore {
             .table_name(&self.tables.connections)
             .key_condition_expression("#u = :u")
             .expression_attribute_names("#u", attr::USERNAME)
-            .expression_attribute_values(":u", s(username));
+            .expression_attribute_values(":u", s(username))
+            .filter_expression(LIVE_FILTER)
+            .expression_attribute_names("#e", attr::EXPIRES)
+            .expression_attribute_values(":now", n(now_secs()));
         self.query_all(OP, query, self.page_size)
             .await?
             .iter()
@@ -629,7 +640,10 @@ impl ConnectionStore for DynamoStore {
             .scan()
             .table_name(&self.tables.connections)
             .projection_expression("#c")
-            .expression_attribute_names("#c", attr::CONNECTION_ID);
+            .expression_attribute_names("#c", attr::CONNECTION_ID)
+            .filter_expression(LIVE_FILTER)
+            .expression_attribute_names("#e", attr::EXPIRES)
+            .expression_attribute_values(":now", n(now_secs()));
         let mut ids = self
             .scan_all(OP, scan)
             .await?
@@ -701,7 +715,10 @@ impl ConnectionStore for DynamoStore {
             .expression_attribute_names("#r", attr::ROOM)
             .expression_attribute_names("#c", attr::CONNECTION_ID)
             .expression_attribute_names("#u", attr::USERNAME)
-            .expression_attribute_values(":r", s(room));
+            .expression_attribute_values(":r", s(room))
+            .filter_expression(LIVE_FILTER)
+            .expression_attribute_names("#e", attr::EXPIRES)
+            .expression_attribute_values(":now", n(now_secs()));
         let table = &self.tables.rooms;
         self.query_all(OP, query, self.page_size)
             .await?
@@ -713,6 +730,82 @@ impl ConnectionStore for DynamoStore {
                 })
             })
             .collect()
+    }
+
+    async fn room_member_page(
+        &self,
+        room: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<IdPage, StoreError> {
+        const OP: &str = "room_member_page";
+        if room.is_empty() {
+            return Ok(IdPage::default());
+        }
+        let start = after.map(|a| {
+            HashMap::from([
+                (attr::ROOM.to_owned(), s(room)),
+                (attr::CONNECTION_ID.to_owned(), s(a)),
+            ])
+        });
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.rooms)
+            .key_condition_expression("#r = :r")
+            .projection_expression("#c")
+            .expression_attribute_names("#r", attr::ROOM)
+            .expression_attribute_names("#c", attr::CONNECTION_ID)
+            .expression_attribute_values(":r", s(room))
+            .filter_expression(LIVE_FILTER)
+            .expression_attribute_names("#e", attr::EXPIRES)
+            .expression_attribute_values(":now", n(now_secs()))
+            .limit(page_limit(limit))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| sdk_error(OP, e))?;
+        let table = &self.tables.rooms;
+        let ids = ids_of(out.items.unwrap_or_default(), table, OP)?;
+        let next = match out.last_evaluated_key {
+            Some(key) if !key.is_empty() => Some(string(&key, attr::CONNECTION_ID, table, OP)?),
+            _ => None,
+        };
+        Ok(IdPage { ids, next })
+    }
+
+    async fn connection_id_page(
+        &self,
+        segment: u32,
+        segments: u32,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<IdPage, StoreError> {
+        const OP: &str = "connection_id_page";
+        let segments = segments.max(1);
+        let to_i32 = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.tables.connections)
+            .segment(to_i32(segment.min(segments - 1)))
+            .total_segments(to_i32(segments))
+            .projection_expression("#c")
+            .expression_attribute_names("#c", attr::CONNECTION_ID)
+            .filter_expression(LIVE_FILTER)
+            .expression_attribute_names("#e", attr::EXPIRES)
+            .expression_attribute_values(":now", n(now_secs()))
+            .limit(page_limit(limit))
+            .set_exclusive_start_key(after.map(|a| decode_cursor(a, OP)).transpose()?)
+            .send()
+            .await
+            .map_err(|e| sdk_error(OP, e))?;
+        let ids = ids_of(out.items.unwrap_or_default(), &self.tables.connections, OP)?;
+        let next = match out.last_evaluated_key {
+            Some(key) if !key.is_empty() => Some(encode_cursor(&key, OP)?),
+            _ => None,
+        };
+        Ok(IdPage { ids, next })
     }
 
     async fn rooms_of(&self, connection_id: &str) -> Result<Vec<String>, StoreError> {
@@ -751,6 +844,8 @@ impl ConnectionStore for DynamoStore {
                 .entry(string(&item, attr::ROOM, &self.tables.rooms, OP)?)
                 .or_default() += 1;
         }
+        // The fan-out's frames stored by reference share the table; not a room.
+        counts.remove(switchboard_core::names::fanout::FRAME_ROOM);
         Ok(counts
             .into_iter()
             .map(|(room, members)| RoomSummary { room, members })
@@ -815,6 +910,63 @@ pub(crate) fn build_error(err: &aws_sdk_dynamodb::error::BuildError) -> StoreErr
         operation: "create_tables",
         message: DisplayErrorContext(err).to_string(),
     }
+}
+
+/// A page size as DynamoDB's `Limit` (at least 1).
+fn page_limit(limit: usize) -> i32 {
+    i32::try_from(limit.max(1)).unwrap_or(i32::MAX)
+}
+
+/// The `connectionId` of every item of a page.
+fn ids_of(
+    items: Vec<Item>,
+    table: &str,
+    operation: &'static str,
+) -> Result<Vec<String>, StoreError> {
+    items
+        .iter()
+        .map(|item| string(item, attr::CONNECTION_ID, table, operation))
+        .collect()
+}
+
+/// A scan's `LastEvaluatedKey` (string attributes: the connections table's key) as an
+/// opaque cursor: a JSON object of the attributes' values.
+fn encode_cursor(key: &Item, operation: &'static str) -> Result<String, StoreError> {
+    let mut object = Map::new();
+    for (name, value) in key {
+        match value {
+            AttributeValue::S(v) => {
+                object.insert(name.clone(), Value::String(v.clone()));
+            }
+            other => {
+                return Err(malformed(
+                    operation,
+                    "LastEvaluatedKey",
+                    name,
+                    &format!("is {}, expected S", type_name(other)),
+                ));
+            }
+        }
+    }
+    Ok(Value::Object(object).to_string())
+}
+
+/// The `ExclusiveStartKey` an [`encode_cursor`] cursor stands for.
+fn decode_cursor(cursor: &str, operation: &'static str) -> Result<Item, StoreError> {
+    let bad = |why: &str| StoreError::Backend {
+        operation,
+        message: format!("a scan cursor {why}"),
+    };
+    let Ok(Value::Object(object)) = serde_json::from_str::<Value>(cursor) else {
+        return Err(bad("is not a JSON object"));
+    };
+    object
+        .into_iter()
+        .map(|(name, value)| match value {
+            Value::String(v) => Ok((name, s(v))),
+            _ => Err(bad("holds a value that is not a string")),
+        })
+        .collect()
 }
 
 fn runaway(operation: &'static str) -> StoreError {

@@ -68,6 +68,8 @@ pub enum Role {
     Http,
     /// The consumer of a queue (`queue:<name>`).
     Queue(&'static str),
+    /// The consumer of the sharded fan-out queue (`fanout`).
+    Fanout,
 }
 
 /// Why Lambda mode cannot start.
@@ -107,6 +109,7 @@ pub fn known_roles(registry: &Registry, http: bool) -> Vec<String> {
         .collect();
     roles.push("ws:authorizer".to_owned());
     roles.push("cognito:pre-signup".to_owned());
+    roles.push(switchboard_core::names::fanout::ROLE.to_owned());
     roles.extend(
         registry
             .consumers()
@@ -125,6 +128,7 @@ pub fn parse_role(handler: &str, registry: &Registry, http: bool) -> Result<Role
     match handler {
         "ws:authorizer" => return Ok(Role::Authorizer),
         "cognito:pre-signup" => return Ok(Role::PreSignup),
+        switchboard_core::names::fanout::ROLE => return Ok(Role::Fanout),
         switchboard_core::http::ROLE if http => return Ok(Role::Http),
         _ => {}
     }
@@ -253,6 +257,7 @@ async fn start(app: &AppSpec) -> Result<(), LambdaError> {
         Role::PreSignup => serve_pre_signup().await,
         Role::Route(key) => start_route(app, &registry, key).await,
         Role::Queue(queue) => start_queue(app, queue).await,
+        Role::Fanout => start_fanout(app).await,
         Role::Http => start_http(app).await,
     }
 }
@@ -341,6 +346,7 @@ async fn start_route(
     let mut app = app.clone();
     app.store = Some(Arc::new(config.store()));
     config.wire_history(&mut app);
+    app.send.sharding = crate::fanout::sharding_from_env(&config.aws)?;
     let queues = registry
         .get(key)
         .map(|r| r.def.options.send_queues())
@@ -367,6 +373,7 @@ async fn start_queue(app: &AppSpec, queue: &'static str) -> Result<(), LambdaErr
     let mut app = app.clone();
     app.store = Some(Arc::new(config.store()));
     config.wire_history(&mut app);
+    app.send.sharding = crate::fanout::sharding_from_env(&config.aws)?;
     let services = app.services(api)?;
     let Some(consumer) = services
         .registry
@@ -379,6 +386,33 @@ async fn start_queue(app: &AppSpec, queue: &'static str) -> Result<(), LambdaErr
         });
     };
     serve_queue(queue, consumer, services).await
+}
+
+async fn start_fanout(app: &AppSpec) -> Result<(), LambdaError> {
+    let config = RouteConfig::from_env()?;
+    let Some(endpoint) = config.management_endpoint.clone() else {
+        return Err(ConfigError {
+            problems: vec![format!(
+                "{} is not set (the fan-out posts through @connections and gets no API Gateway event to read it from)",
+                env::MANAGEMENT_ENDPOINT
+            )],
+        }
+        .into());
+    };
+    let api = Arc::new(ManagementApi::new(&config.aws, endpoint));
+    let mut app = app.clone();
+    app.store = Some(Arc::new(config.store()));
+    app.send.sharding = crate::fanout::sharding_from_env(&config.aws)?;
+    if app.send.sharding.is_none() {
+        return Err(ConfigError {
+            problems: vec![format!(
+                "{} is not set (the fan-out queue's URL)",
+                env::queue_url(switchboard_core::fanout::QUEUE)
+            )],
+        }
+        .into());
+    }
+    crate::fanout::serve(app.services(api)?).await
 }
 
 async fn start_http(app: &AppSpec) -> Result<(), LambdaError> {
@@ -397,6 +431,7 @@ async fn start_http(app: &AppSpec) -> Result<(), LambdaError> {
     let mut app = app.clone();
     app.store = Some(Arc::new(config.store()));
     config.wire_history(&mut app);
+    app.send.sharding = crate::fanout::sharding_from_env(&config.aws)?;
     match HttpService::for_app(&app, api)? {
         Some(service) => serve_http(service.with_origin(origin_from_env())).await,
         None => Err(LambdaError::UnknownRole {

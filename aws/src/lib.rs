@@ -34,6 +34,7 @@
 
 pub mod connections;
 pub mod dynamodb;
+pub mod fanout;
 pub mod history;
 pub mod http;
 pub mod jwt;

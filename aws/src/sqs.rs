@@ -1,4 +1,5 @@
-//! The SQS [`Queue`]: FIFO queues, each with a FIFO dead-letter queue.
+//! The SQS [`Queue`]: FIFO queues, each with a FIFO dead-letter queue, and standard
+//! queues (the fan-out queue) reached by explicit URLs without `.fifo`.
 //!
 //! # Names
 //!
@@ -16,7 +17,7 @@
 //!
 //! | operation           | SQS calls (plus one `GetQueueUrl` per queue, the first time)                       |
 //! |---------------------|-----------------------------------------------------------------------------------|
-//! | `send`              | 1 `SendMessage` with `MessageGroupId` and `MessageDeduplicationId`                |
+//! | `send`              | 1 `SendMessage`; to a FIFO queue with `MessageGroupId` and `MessageDeduplicationId` |
 //! | `receive`           | 1 `ReceiveMessage` (`MaxNumberOfMessages`, `WaitTimeSeconds`, system attributes)  |
 //! | `delete`            | 1 `DeleteMessage`                                                                  |
 //! | `change_visibility` | 1 `ChangeMessageVisibility`                                                        |
@@ -27,6 +28,13 @@
 //! [`validate_receive`] and [`validate_visibility`] errors never reach SQS. SQS takes
 //! whole seconds: waits and visibility timeouts are rounded **up** (a 1.5 s timeout is
 //! 2 s; zero stays zero).
+//!
+//! # Standard queues
+//!
+//! A queue whose URL does not end in `.fifo` ([`is_fifo_url`]) is standard: `send`
+//! leaves the group and deduplication ids out (SQS refuses them there) and checks the
+//! body only. `create_queues` and the naming rule make FIFO queues only; the deploy
+//! program creates the standard fan-out queue and hands its URL to the functions.
 //!
 //! # Differences from the trait's contract (SQS itself)
 //!
@@ -84,11 +92,11 @@ use aws_sdk_sqs::types::{
 };
 
 use crate::{AwsSettings, ClientBuilder};
-use switchboard_core::names::queue::{sqs_fifo_name, stage_prefix, valid_fifo_name};
+use switchboard_core::names::queue::{FIFO_SUFFIX, sqs_fifo_name, stage_prefix, valid_fifo_name};
 use switchboard_core::queue::{
-    MAX_RECEIVE_BATCH, MAX_VISIBILITY_TIMEOUT, OutgoingMessage, Queue, QueueError, QueueSettings,
-    QueueStats, ReceivedMessage, SendReceipt, dead_letter_queue_name, validate_receive,
-    validate_visibility,
+    MAX_RECEIVE_BATCH, MAX_VISIBILITY_TIMEOUT, OutgoingMessage, Queue, QueueError, QueueKind,
+    QueueSettings, QueueStats, ReceivedMessage, SendReceipt, dead_letter_queue_name,
+    validate_receive, validate_visibility,
 };
 
 pub use switchboard_core::names::queue::MAX_QUEUE_NAME_CHARS;
@@ -217,7 +225,13 @@ impl QueueNames {
     }
 }
 
-/// A [`Queue`] on SQS FIFO queues (see the [module docs](self)).
+/// Whether a queue URL names a FIFO queue (SQS requires their names to end in `.fifo`).
+pub fn is_fifo_url(url: &str) -> bool {
+    url.trim_end_matches('/').ends_with(FIFO_SUFFIX)
+}
+
+/// A [`Queue`] on SQS queues, FIFO or (by a URL without `.fifo`) standard (see the
+/// [module docs](self)).
 #[derive(Clone)]
 pub struct SqsQueue {
     client: Client,
@@ -296,6 +310,11 @@ impl SqsQueue {
         settings: &QueueSettings,
     ) -> Result<String, QueueError> {
         const OP: &str = "create_queues";
+        if settings.kind != QueueKind::Fifo {
+            return Err(QueueError::InvalidParameter(
+                "create_queues makes FIFO queues; the deploy program creates standard ones".into(),
+            ));
+        }
         validate_visibility(settings.visibility_timeout)?;
         if !(1..=MAX_RECEIVE_COUNT).contains(&settings.max_receive_count) {
             return Err(QueueError::InvalidParameter(format!(
@@ -517,15 +536,29 @@ impl Queue for SqsQueue {
         queue: &str,
         message: &OutgoingMessage,
     ) -> Result<SendReceipt, QueueError> {
-        message.validate()?;
+        // SQS refuses group and deduplication ids on a standard queue; only FIFO
+        // queues' names (so their URLs) end in `.fifo`. Checked before any call.
+        let fifo = self
+            .names
+            .physical_name(queue)
+            .is_none_or(|name| name.ends_with(FIFO_SUFFIX));
+        if fifo {
+            message.validate()?;
+        } else {
+            message.validate_body()?;
+        }
         let url = self.queue_url(queue).await?;
-        let out = self
+        let mut send = self
             .client
             .send_message()
-            .queue_url(url)
-            .message_body(&message.body)
-            .message_group_id(&message.group_id)
-            .message_deduplication_id(&message.dedup_id)
+            .queue_url(&url)
+            .message_body(&message.body);
+        if fifo && is_fifo_url(&url) {
+            send = send
+                .message_group_id(&message.group_id)
+                .message_deduplication_id(&message.dedup_id);
+        }
+        let out = send
             .send()
             .await
             .map_err(|e| self.sdk_error("send", queue, e))?;

@@ -655,7 +655,8 @@ async fn malformed_items_are_errors_naming_the_attribute() {
         .item(attr::USERNAME, AttributeValue::S("mal".into()))
         .item(attr::SESSION_KEY, AttributeValue::S("1#bad=".into()))
         .item(attr::CONNECTION_ID, AttributeValue::S("bad=".into()))
-        .item(attr::EXPIRES, AttributeValue::N("10".into()))
+        // Live (reads skip expired items): the missing `connectedAt` is the fault.
+        .item(attr::EXPIRES, AttributeValue::N("4000000000".into()))
         .send()
         .await
         .unwrap();
@@ -717,4 +718,238 @@ async fn missing_tables_are_backend_errors() {
         Err(StoreError::Backend { operation, .. }) => assert_eq!(operation, "join_room"),
         other => panic!("expected a Backend error, got {other:?}"),
     }
+}
+
+/// Records and memberships whose `expires` passed (TTL deletion lags by days) are
+/// skipped by the reads a fan-out uses, on DynamoDB and the embedded store alike.
+#[tokio::test]
+async fn reads_skip_records_whose_expires_passed() {
+    let memory = MemoryStore::new();
+    expired_fixture(&memory).await;
+    assert_eq!(ok(memory.connection_ids().await, "ids"), strs(&["live-1="]));
+    assert_eq!(
+        ok(memory.user_connections("tess").await, "user").len(),
+        1,
+        "only the live one"
+    );
+    let Some(fx) = Fixture::new("expired").await else {
+        return;
+    };
+    expired_fixture(&fx.store).await;
+    // A membership past its TTL, written as DynamoDB keeps it until the TTL sweep.
+    let past = chrono::Utc::now().timestamp() - 60;
+    fx.client
+        .put_item()
+        .table_name(&fx.tables.rooms)
+        .item(attr::ROOM, AttributeValue::S("r".into()))
+        .item(attr::CONNECTION_ID, AttributeValue::S("dead-1=".into()))
+        .item(attr::USERNAME, AttributeValue::S("tess".into()))
+        .item(attr::EXPIRES, AttributeValue::N(past.to_string()))
+        .send()
+        .await
+        .unwrap();
+    ok(
+        fx.store.join_room("r", &member("live-1=", "tess")).await,
+        "join",
+    );
+    let ids = ok(fx.store.connection_ids().await, "ids");
+    assert_eq!(ids, strs(&["live-1="]));
+    let mine = ok(fx.store.user_connections("tess").await, "user");
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].connection_id, "live-1=");
+    let members = ok(fx.store.room_members("r").await, "members");
+    assert_eq!(members, vec![member("live-1=", "tess")]);
+    fx.drop_tables().await;
+}
+
+/// One live connection and one whose `expires` passed a minute ago, both of `tess`.
+async fn expired_fixture(store: &dyn ConnectionStore) {
+    let now = now_millis();
+    ok(
+        store.put_connection(&record("live-1=", "tess", now)).await,
+        "put live",
+    );
+    let mut dead = record("dead-1=", "tess", now - 1000);
+    dead.expires = now / 1000 - 60;
+    ok(store.put_connection(&dead).await, "put dead");
+}
+
+// ---- paged reads of a sharded fan-out ----
+
+/// Every page of a room's members at `limit` per page: the ids in order and the
+/// number of pages read. Fails if a page is longer than `limit`.
+async fn room_pages(store: &dyn ConnectionStore, room: &str, limit: usize) -> (Vec<String>, usize) {
+    let (mut ids, mut pages, mut after) = (Vec::new(), 0, None::<String>);
+    loop {
+        let page = ok(
+            store.room_member_page(room, after.as_deref(), limit).await,
+            "room page",
+        );
+        pages += 1;
+        assert!(
+            page.ids.len() <= limit,
+            "page of {} > {limit}",
+            page.ids.len()
+        );
+        ids.extend(page.ids);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return (ids, pages),
+        }
+        assert!(pages < 1000, "paging does not end");
+    }
+}
+
+/// Every id of every segment of a `segments`-way scan at `limit` per page, segment by
+/// segment.
+async fn scan_pages(store: &dyn ConnectionStore, segments: u32, limit: usize) -> Vec<Vec<String>> {
+    let mut all = Vec::new();
+    for segment in 0..segments {
+        let (mut ids, mut after, mut pages) = (Vec::new(), None::<String>, 0);
+        loop {
+            let page = ok(
+                store
+                    .connection_id_page(segment, segments, after.as_deref(), limit)
+                    .await,
+                "scan page",
+            );
+            assert!(page.ids.len() <= limit);
+            ids.extend(page.ids);
+            pages += 1;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+            assert!(pages < 1000, "paging does not end");
+        }
+        all.push(ids);
+    }
+    all
+}
+
+/// Rooms of page size - 1, = and + 1 members read in pages of 4: every member once, in
+/// order. `exact`: the store knows a page is the last (the embedded store); DynamoDB
+/// may answer one more, empty page after a full one.
+async fn paging_boundaries(store: &dyn ConnectionStore, exact: bool) {
+    const PAGE: usize = 4;
+    for n in [PAGE - 1, PAGE, PAGE + 1] {
+        let room = format!("page-{n}");
+        let want: Vec<String> = (0..n).map(|i| format!("m{i:02}=")).collect();
+        for id in want.iter().rev() {
+            ok(store.join_room(&room, &member(id, "u")).await, "join");
+        }
+        let (got, pages) = room_pages(store, &room, PAGE).await;
+        assert_eq!(got, want, "room of {n}");
+        if exact {
+            assert_eq!(pages, n.div_ceil(PAGE), "pages for {n}");
+        } else {
+            assert!((n.div_ceil(PAGE)..=n.div_ceil(PAGE) + 1).contains(&pages));
+        }
+    }
+    let (empty, _) = room_pages(store, "page-none", PAGE).await;
+    assert!(empty.is_empty());
+}
+
+/// 23 live connections and one expired: a 4-way scan in pages of 3 covers every live
+/// id exactly once and skips the expired one.
+async fn segments_cover_once(store: &dyn ConnectionStore) {
+    let now = now_millis();
+    let mut want = BTreeSet::new();
+    for i in 0..23 {
+        let id = format!("seg-{i:02}=");
+        ok(
+            store
+                .put_connection(&record(&id, &format!("u{i}"), now))
+                .await,
+            "put",
+        );
+        want.insert(id);
+    }
+    let mut dead = record("seg-dead=", "ghost", now - 1000);
+    dead.expires = now / 1000 - 60;
+    ok(store.put_connection(&dead).await, "put dead");
+    let segments = scan_pages(store, 4, 3).await;
+    let mut seen = BTreeSet::new();
+    for ids in &segments {
+        for id in ids {
+            assert!(seen.insert(id.clone()), "{id} in two segments or pages");
+        }
+    }
+    assert_eq!(seen, want, "every live connection, the expired one skipped");
+}
+
+#[tokio::test]
+async fn paged_reads_on_the_embedded_store() {
+    let memory = MemoryStore::new();
+    paging_boundaries(&memory, true).await;
+    segments_cover_once(&memory).await;
+    // The embedded store spreads ids over segments: more than one is used.
+    let used = scan_pages(&memory, 4, 100)
+        .await
+        .iter()
+        .filter(|ids| !ids.is_empty())
+        .count();
+    assert!(used > 1, "segments used: {used}");
+}
+
+#[tokio::test]
+async fn paged_reads_on_dynamodb() {
+    let Some(fx) = Fixture::new("paged-reads").await else {
+        return;
+    };
+    paging_boundaries(&fx.store, false).await;
+    segments_cover_once(&fx.store).await;
+    // A membership past its TTL, as DynamoDB keeps it until the sweep: not in a page.
+    let past = chrono::Utc::now().timestamp() - 60;
+    fx.client
+        .put_item()
+        .table_name(&fx.tables.rooms)
+        .item(attr::ROOM, AttributeValue::S("page-4".into()))
+        .item(attr::CONNECTION_ID, AttributeValue::S("m00-dead=".into()))
+        .item(attr::USERNAME, AttributeValue::S("ghost".into()))
+        .item(attr::EXPIRES, AttributeValue::N(past.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let (ids, _) = room_pages(&fx.store, "page-4", 2).await;
+    assert_eq!(ids, strs(&["m00=", "m01=", "m02=", "m03="]));
+    // A cursor that is not one of ours is an error, not a panic.
+    let bad = fx.store.connection_id_page(0, 4, Some("not json"), 3).await;
+    assert!(matches!(bad, Err(StoreError::Backend { .. })), "{bad:?}");
+    fx.drop_tables().await;
+}
+
+/// Frames stored by reference live in the rooms table under a reserved partition: they
+/// round-trip (text and binary), a missing key is `None`, and `rooms()` does not list
+/// them as a room.
+#[tokio::test]
+async fn fanout_frames_by_reference_in_the_rooms_table() {
+    use switchboard_aws::fanout::DynamoFrames;
+    use switchboard_core::fanout::FrameStore;
+    use switchboard_core::response::Frame;
+    let Some(fx) = Fixture::new("frames").await else {
+        return;
+    };
+    let frames = DynamoFrames::new(fx.client.clone(), fx.tables.rooms.clone());
+    let ttl = std::time::Duration::from_secs(60);
+    let text = Frame::text(format!(r#"{{"data":"{}"}}"#, "\\\"".repeat(60 * 1024)));
+    let binary = Frame::binary(vec![0u8, 159, 146, 150, 255]);
+    frames.put("send-1-frame", &text, ttl).await.unwrap();
+    frames.put("send-2-frame", &binary, ttl).await.unwrap();
+    assert_eq!(frames.get("send-1-frame").await.unwrap(), Some(text));
+    assert_eq!(frames.get("send-2-frame").await.unwrap(), Some(binary));
+    assert_eq!(frames.get("never-stored").await.unwrap(), None);
+    ok(
+        fx.store.join_room("lobby", &member("a=", "ann")).await,
+        "join",
+    );
+    let rooms = ok(fx.store.rooms().await, "rooms");
+    assert_eq!(
+        rooms,
+        vec![RoomSummary {
+            room: "lobby".into(),
+            members: 1
+        }]
+    );
+    fx.drop_tables().await;
 }

@@ -575,3 +575,56 @@ async fn create_queues_is_idempotent_and_sets_the_attributes() {
         }
     );
 }
+
+#[tokio::test]
+async fn a_standard_queue_gets_no_group_or_deduplication_ids() {
+    let Some(endpoint) = moto_endpoint("a_standard_queue_gets_no_group_or_deduplication_ids")
+    else {
+        return;
+    };
+    let settings = AwsSettings::local(endpoint);
+    let client = switchboard_aws::sqs::sqs_client(&settings);
+    let name = format!("{}fanout", unique_prefix());
+    let url = client
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    assert!(!switchboard_aws::sqs::is_fifo_url(&url), "{url}");
+    let q = SqsQueue::from_settings(&settings, QueueNames::from_urls([("fanout", url)]));
+    // SQS refuses MessageGroupId on a standard queue: the send leaves the ids out, and
+    // a repeated deduplication id is enqueued again.
+    q.send("fanout", &OutgoingMessage::new("a", "g", "same"))
+        .await
+        .unwrap();
+    q.send("fanout", &OutgoingMessage::new("b", "g", "same"))
+        .await
+        .unwrap();
+    let mut bodies = Vec::new();
+    for _ in 0..5 {
+        for m in q
+            .receive("fanout", 10, Duration::from_secs(1))
+            .await
+            .unwrap()
+        {
+            assert_eq!(m.group_id, "");
+            bodies.push(m.body.clone());
+            q.delete("fanout", &m.receipt_handle).await.unwrap();
+        }
+        if bodies.len() == 2 {
+            break;
+        }
+    }
+    bodies.sort();
+    assert_eq!(bodies, ["a", "b"]);
+    // A FIFO-only call refuses a standard queue up front.
+    let err = q
+        .create_queues("fanout", &QueueSettings::standard())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QueueError::InvalidParameter(_)), "{err:?}");
+}

@@ -46,6 +46,20 @@ pub struct Delivery {
     pub gone: usize,
     /// Sends that failed otherwise (logged).
     pub failed: usize,
+    /// Recipients handed to the sharded fan-out ([`crate::fanout`]): the send was
+    /// larger than the threshold, so consumers post to them after the call returns
+    /// (not counted in the fields above). Omitted from JSON when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub queued: usize,
+    /// Whether the fan-out's consumers read further pages of recipients after the call
+    /// returned (a large room or broadcast): then `queued` counts only the recipients
+    /// the caller read, and the total is not known yet. Omitted from JSON when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Delivery {
@@ -53,6 +67,8 @@ impl Delivery {
         self.delivered += other.delivered;
         self.gone += other.gone;
         self.failed += other.failed;
+        self.queued += other.queued;
+        self.more |= other.more;
     }
 }
 
@@ -497,6 +513,9 @@ impl<'a> Target<'a> {
             return Err(too_large_error(frame.len(), MAX_MESSAGE_BYTES));
         }
         let frame = self.stamped(frame).await?;
+        if let Some(delivery) = self.paged(&frame).await? {
+            return Ok(delivery);
+        }
         let store = &self.outbox.services.store;
         let ids: Vec<String> = match self.kind {
             TargetKind::Connection(id) => vec![id],
@@ -517,14 +536,78 @@ impl<'a> Target<'a> {
             TargetKind::Everyone => store.connection_ids().await.map_err(WsError::from)?,
         };
         let except = self.except;
-        let ids = ids
+        let ids: Vec<String> = ids
             .into_iter()
-            .filter(|id| except.as_deref() != Some(id.as_str()));
-        deliver(self.outbox.services, self.outbox.protect, ids, &frame).await
+            .filter(|id| except.as_deref() != Some(id.as_str()))
+            .collect();
+        let services = self.outbox.services;
+        if let Some(sharding) = &services.send.sharding {
+            let queued = crate::fanout::enqueue(sharding, self.outbox.protect, &ids, &frame)
+                .await
+                .map_err(fanout_error)?;
+            if let Some(queued) = queued {
+                return Ok(Delivery {
+                    queued,
+                    ..Delivery::default()
+                });
+            }
+        }
+        deliver(services, self.outbox.protect, ids.into_iter(), &frame).await
+    }
+}
+
+/// The caller's error when the fan-out could not queue a send.
+fn fanout_error(e: crate::fanout::FanoutError) -> WsError {
+    match e {
+        crate::fanout::FanoutError::Store(e) => WsError::from(e),
+        e => {
+            tracing::warn!(error = %e, "fan-out: could not queue the shards");
+            WsError::new(
+                crate::backend::CONNECTIONS_UNAVAILABLE,
+                "the fan-out queue is unavailable; try again",
+            )
+            .with_status(503)
+        }
     }
 }
 
 impl Target<'_> {
+    /// A room send or broadcast with sharding configured: the recipients are read in
+    /// pages ([`crate::fanout`]); `None` when the target is another kind or sharding is
+    /// off. Few recipients are still posted inline here.
+    async fn paged(&self, frame: &Frame) -> Result<Option<Delivery>, WsError> {
+        let services = self.outbox.services;
+        let Some(sharding) = &services.send.sharding else {
+            return Ok(None);
+        };
+        let sources = match &self.kind {
+            TargetKind::Room(room) => vec![crate::fanout::Source::Room(room.clone())],
+            TargetKind::Everyone => crate::fanout::Source::scan(sharding.segments),
+            TargetKind::Connection(_) | TargetKind::User(_) => return Ok(None),
+        };
+        let protect = self.outbox.protect;
+        let plan = crate::fanout::send_paged(
+            sharding,
+            &*services.store,
+            sources,
+            self.except.as_deref(),
+            protect,
+            frame,
+        )
+        .await
+        .map_err(fanout_error)?;
+        match plan {
+            crate::fanout::Plan::Inline(ids) => deliver(services, protect, ids.into_iter(), frame)
+                .await
+                .map(Some),
+            crate::fanout::Plan::Queued { recipients, more } => Ok(Some(Delivery {
+                queued: recipients,
+                more,
+                ..Delivery::default()
+            })),
+        }
+    }
+
     /// The frame as a room with history delivers it: stamped and stored. Other targets
     /// and rooms without history send it unchanged.
     async fn stamped(&self, frame: Frame) -> Result<Frame, WsError> {

@@ -28,6 +28,7 @@ pub mod context;
 pub mod contract;
 pub mod dispatch;
 pub mod extract;
+pub mod fanout;
 pub mod handler;
 pub mod http;
 pub mod identity;

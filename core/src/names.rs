@@ -287,6 +287,29 @@ pub mod queue {
         valid_fifo_name(&name).then_some(name)
     }
 
+    /// The deploy program's SQS name of a logical queue (or of its dead-letter queue):
+    /// the internal fan-out queue and its dead-letter queue are standard
+    /// ([`sqs_standard_name`]), every other queue FIFO ([`sqs_fifo_name`]).
+    pub fn sqs_name(prefix: &str, queue: &str) -> Option<String> {
+        let fanout = super::fanout::QUEUE;
+        if queue == fanout || queue == dead_letter_queue_name(fanout) {
+            sqs_standard_name(prefix, queue)
+        } else {
+            sqs_fifo_name(prefix, queue)
+        }
+    }
+
+    /// The SQS name of a standard queue by the rule `{prefix}{queue}` (the fan-out
+    /// queue); `None` when the result is not a valid standard queue name.
+    pub fn sqs_standard_name(prefix: &str, queue: &str) -> Option<String> {
+        let name = format!("{prefix}{queue}");
+        let valid = (1..=MAX_QUEUE_NAME_CHARS).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        valid.then_some(name)
+    }
+
     /// A FIFO queue name SQS accepts: `[A-Za-z0-9_-]+\.fifo`, at most
     /// [`MAX_QUEUE_NAME_CHARS`] characters.
     pub fn valid_fifo_name(name: &str) -> bool {
@@ -298,6 +321,45 @@ pub mod queue {
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             })
     }
+}
+
+/// Sharded fan-out: the internal queue large sends are split onto, and its defaults
+/// (see [`crate::fanout`]).
+pub mod fanout {
+    /// The logical name of the internal fan-out queue (its dead-letter queue is
+    /// `{name}-dlq`, by [`super::queue::dead_letter_queue_name`]). An app queue of
+    /// the same name would share it: the name is reserved.
+    pub const QUEUE: &str = "switchboard-fanout";
+    /// A send to more recipients than this is sharded through [`QUEUE`]; up to it, it
+    /// runs inline in the caller as before.
+    pub const DEFAULT_THRESHOLD: usize = 1000;
+    /// Recipients per shard (one queue message, one consumer invocation's work).
+    pub const DEFAULT_SHARD_SIZE: usize = 500;
+    /// Recipients per page read of a sharded send (a page task queues them as
+    /// shards): 10 shards, ~100 KB of DynamoDB items read per `Query`/`Scan` call.
+    pub const DEFAULT_PAGE_SIZE: usize = 5000;
+    /// Parallel `Scan` segments of a sharded broadcast.
+    pub const DEFAULT_SCAN_SEGMENTS: u32 = 4;
+    /// How long a frame stored by reference (too large for a shard message) is kept:
+    /// longer than a fan-out's retries and the queue's redrive take.
+    pub const FRAME_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+    /// The rooms table's partition key under which frames stored by reference live on
+    /// AWS (a control character no room name a client sends has; `rooms()` skips it).
+    pub const FRAME_ROOM: &str = "\u{1}switchboard-fanout-frames";
+    /// How many times a shard's owed recipients are queued again after throttling or
+    /// `@connections` failures before the rest goes to the dead-letter queue.
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+    /// How many times one post is retried after a 429 (or 5xx) inside one attempt of a
+    /// shard, with jittered exponential backoff, before the recipient is owed.
+    pub const DEFAULT_POST_RETRIES: u32 = 6;
+    /// The role (`_HANDLER`) of the Lambda function that consumes [`QUEUE`].
+    pub const ROLE: &str = "fanout";
+    /// The variable that sets the threshold on AWS (recipients; default
+    /// [`DEFAULT_THRESHOLD`]).
+    pub const THRESHOLD_ENV: &str = "SWITCHBOARD_FANOUT_THRESHOLD";
+    /// The variable that sets the `@connections` rate budget of one fan-out function
+    /// instance (posts per second; unset: unlimited).
+    pub const RATE_ENV: &str = "SWITCHBOARD_FANOUT_RATE";
 }
 
 /// Room history, `resume` and request ids: field names and bounds of the wire protocol.

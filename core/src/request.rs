@@ -62,12 +62,16 @@ impl std::fmt::Debug for StateMap {
 pub struct SendSettings {
     /// How many `@connections` posts a fan-out keeps in flight at once.
     pub fanout_concurrency: usize,
+    /// Sharded fan-out: sends to more recipients than its threshold go through the
+    /// internal fan-out queue ([`crate::fanout`]). `None`: every send runs inline.
+    pub sharding: Option<crate::fanout::Sharding>,
 }
 
 impl Default for SendSettings {
     fn default() -> Self {
         Self {
             fanout_concurrency: 64,
+            sharding: None,
         }
     }
 }

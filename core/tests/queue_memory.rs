@@ -769,3 +769,81 @@ async fn nothing_lost_run(seed: u64) {
         dead.len()
     );
 }
+
+// ---- standard queues (the fan-out queue) ----
+
+fn standard(visibility_secs: u64, max_receive_count: u32) -> Arc<MemoryQueue> {
+    queue(QueueSettings {
+        visibility_timeout: Duration::from_secs(visibility_secs),
+        max_receive_count,
+        ..QueueSettings::standard()
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standard_queue_has_no_group_locks_and_no_deduplication() {
+    let q = standard(30, 5);
+    // Same group, same deduplication id: a FIFO queue would keep one and deliver it
+    // alone; a standard queue keeps both and delivers both at once.
+    let first = q.send(Q, &msg("one", "g", "same")).await.unwrap();
+    let second = q.send(Q, &msg("two", "g", "same")).await.unwrap();
+    assert!(!first.duplicate && !second.duplicate);
+    assert_ne!(first.message_id, second.message_id);
+    let a = q.receive(Q, 1, Duration::ZERO).await.unwrap();
+    assert_eq!(bodies_of(&a), ["one"]);
+    // "one" is in flight; its group does not hold "two" back.
+    let b = q.receive(Q, 10, Duration::ZERO).await.unwrap();
+    assert_eq!(bodies_of(&b), ["two"]);
+    assert_eq!(q.stats(Q).await.unwrap(), stats(0, 2, 0));
+    // Ids are not required on a standard queue.
+    q.send(Q, &msg("three", "", "")).await.unwrap();
+    assert_eq!(
+        bodies_of(&q.receive(Q, 10, Duration::ZERO).await.unwrap()),
+        ["three"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standard_message_comes_back_after_its_visibility_timeout() {
+    let q = standard(30, 5);
+    q.send(Q, &msg("work", "g", "1")).await.unwrap();
+    let got = q.receive(Q, 10, Duration::ZERO).await.unwrap();
+    assert_eq!(got[0].receive_count, 1);
+    tokio::time::advance(Duration::from_secs(29)).await;
+    assert!(q.receive(Q, 10, Duration::ZERO).await.unwrap().is_empty());
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let again = q.receive(Q, 10, Duration::ZERO).await.unwrap();
+    assert_eq!(bodies_of(&again), ["work"]);
+    assert_eq!(again[0].receive_count, 2);
+    assert_eq!(again[0].message_id, got[0].message_id);
+    assert_ne!(again[0].receipt_handle, got[0].receipt_handle);
+    // The stale handle no longer deletes; the new one does.
+    assert!(q.delete(Q, &got[0].receipt_handle).await.is_err());
+    q.delete(Q, &again[0].receipt_handle).await.unwrap();
+    assert_eq!(q.stats(Q).await.unwrap(), stats(0, 0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standard_message_is_redriven_after_max_receives() {
+    let q = standard(30, 2);
+    let poison = q.send(Q, &msg("poison", "g", "1")).await.unwrap();
+    for _ in 0..2 {
+        let got = q.receive(Q, 10, Duration::ZERO).await.unwrap();
+        assert_eq!(bodies_of(&got), ["poison"]);
+        tokio::time::advance(Duration::from_secs(31)).await;
+    }
+    q.send(Q, &msg("next", "g", "2")).await.unwrap();
+    // The third receive moves it to the dead-letter queue and delivers the rest.
+    let got = q.receive(Q, 10, Duration::ZERO).await.unwrap();
+    assert_eq!(bodies_of(&got), ["next"]);
+    assert_eq!(q.stats(Q).await.unwrap(), stats(0, 1, 1));
+    let dead = q.dead_letters(Q, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].message_id, poison.message_id);
+    assert_eq!(dead[0].receive_count, 2);
+    // The dead-letter queue of a standard queue is standard: no deduplication there.
+    let dlq = dead_letter_queue_name(Q);
+    q.send(&dlq, &msg("x", "g", "1")).await.unwrap();
+    q.send(&dlq, &msg("x", "g", "1")).await.unwrap();
+    assert_eq!(q.stats(&dlq).await.unwrap().visible, 3);
+}

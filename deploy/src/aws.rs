@@ -164,6 +164,8 @@ resources! {
         environment: Input => "environment",
         /// `{logFormat, logGroup}`.
         logging_config: Input => "loggingConfig",
+        /// Reserved concurrency (the `fanout` function's, from config).
+        reserved_concurrent_executions: Option<u32> => "reservedConcurrentExecutions",
     }
 
     /// Permission for a service to invoke a function.
@@ -318,7 +320,7 @@ resources! {
 
     /// An SQS queue.
     SqsQueue = "aws:sqs/queue:Queue" {
-        /// Name (`.fifo`).
+        /// Name (`.fifo` for a FIFO queue).
         name: String => "name",
         /// FIFO.
         fifo_queue: bool => "fifoQueue",

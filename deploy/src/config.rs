@@ -90,6 +90,14 @@ pub const KEYS: &[(&str, &str)] = &[
         "authorizerDenyAlarmPercent",
         "share of denied upgrades (%) that raises the authorizer alarm (default 50)",
     ),
+    (
+        "fanoutConcurrency",
+        "reserved concurrency of the sharded fan-out function (default 10)",
+    ),
+    (
+        "fanoutRate",
+        "@connections posts/s the fan-out may make in all, split over its concurrency (default 0: no budget)",
+    ),
 ];
 
 /// The keys that must be Pulumi secrets (`pulumi config set --secret`).
@@ -280,6 +288,11 @@ pub struct StackConfig {
     pub latency_alarm_ms: u32,
     /// The share of denied upgrades (%) that raises the authorizer alarm.
     pub deny_alarm_percent: u32,
+    /// Reserved concurrency of the `fanout` function (issue 17).
+    pub fanout_concurrency: u32,
+    /// `@connections` posts per second the fan-out may make in all (0: no budget);
+    /// each `fanout` instance gets its share (`SWITCHBOARD_FANOUT_RATE`).
+    pub fanout_rate: u32,
     /// The stack's `aws:*` settings, inherited by the us-east-1 provider.
     pub aws_settings: BTreeMap<String, ProviderSetting>,
     /// The artifact's SHA-256 (hex), part of the WebSocket deployment's trigger; empty
@@ -341,6 +354,8 @@ impl StackConfig {
         );
         let latency_alarm_ms = number("latencyAlarmMs", 5000, 1, 29_000);
         let deny_alarm_percent = number("authorizerDenyAlarmPercent", 50, 1, 100);
+        let fanout_concurrency = number("fanoutConcurrency", 10, 1, 1000);
+        let fanout_rate = number("fanoutRate", 0, 0, 1_000_000);
         let stage = non_empty("stage").unwrap_or_else(|| stack.to_owned());
         let app = non_empty("app").unwrap_or_else(|| app_default.to_owned());
         for (what, v) in [("app", &app), ("stage", &stage)] {
@@ -435,6 +450,8 @@ impl StackConfig {
             },
             latency_alarm_ms,
             deny_alarm_percent,
+            fanout_concurrency,
+            fanout_rate,
             aws_settings: BTreeMap::new(),
             artifact_sha256: String::new(),
         };

@@ -271,6 +271,7 @@ impl Service {
                 true
             }
         };
+        add_fanout(&mut functions, &mut queues);
         link_producers(&mut functions, &mut queues)?;
         Ok(Self {
             app: doc.app,
@@ -433,6 +434,53 @@ fn link_producers(
     Ok(())
 }
 
+/// The sharded fan-out (issue 17): when some function both posts to connections and
+/// reads the store (it may send to rooms, users or everyone), the internal fan-out
+/// queue, its consumer `fanout` (which requeues owed recipients on it), and every such
+/// function as its producer. The plan also gives `fanout` the queue's dead-letter queue.
+fn add_fanout(functions: &mut Vec<Function>, queues: &mut BTreeMap<String, Queue>) {
+    use switchboard_core::names::fanout::{QUEUE, ROLE};
+    let senders: Vec<String> = functions
+        .iter()
+        .filter(|f| f.capabilities.connections && f.capabilities.store)
+        .map(|f| f.role.clone())
+        .collect();
+    if senders.is_empty() {
+        return;
+    }
+    for f in functions.iter_mut() {
+        if senders.contains(&f.role) && !f.sends_to.iter().any(|q| q == QUEUE) {
+            f.sends_to.push(QUEUE.to_owned());
+        }
+    }
+    let mut fanout = plain(
+        ROLE,
+        ROLE,
+        FunctionKind::Consumer {
+            queue: QUEUE.to_owned(),
+            batch_size: FANOUT_BATCH_SIZE,
+        },
+    );
+    fanout.capabilities = Capabilities {
+        connections: true,
+        store: true,
+    };
+    fanout.sends_to = vec![QUEUE.to_owned()];
+    queues.insert(
+        QUEUE.to_owned(),
+        Queue {
+            name: QUEUE.to_owned(),
+            producers: senders,
+            consumer: Some(ROLE.to_owned()),
+        },
+    );
+    functions.push(fanout);
+}
+
+/// Messages one `fanout` invocation receives (the most an SQS event source mapping
+/// takes without a batching window).
+const FANOUT_BATCH_SIZE: u32 = 10;
+
 fn plain(role: &str, slug: &str, kind: FunctionKind) -> Function {
     Function {
         role: role.to_owned(),
@@ -530,15 +578,42 @@ mod tests {
                 batch_size: 5
             }
         );
-        assert_eq!(s.queues.len(), 2);
+        // The consumer and the HTTP function post and read the store: they may shard
+        // a send, so the fan-out queue and its `fanout` consumer exist (issue 17).
+        assert_eq!(s.queues.len(), 3);
         assert_eq!(s.queues[0].name, "audit-log");
         assert_eq!(s.queues[0].consumer, None);
         assert_eq!(s.queues[1].consumer.as_deref(), Some("queue:orders"));
+        let fanout = &s.queues[2];
+        assert_eq!(fanout.name, "switchboard-fanout");
+        assert_eq!(fanout.consumer.as_deref(), Some("fanout"));
+        for producer in ["queue:orders", "http", "fanout"] {
+            assert!(fanout.producers.iter().any(|p| p == producer), "{producer}");
+        }
+        assert!(!fanout.producers.iter().any(|p| p == "ws:placeOrder"));
+        assert!(
+            s.function("queue:orders")
+                .unwrap()
+                .sends_to
+                .contains(&"switchboard-fanout".to_owned())
+        );
         assert!(s.function("http").is_some());
         assert_eq!(
             queue_url_env_var("audit-log"),
             "SWITCHBOARD_QUEUE_URL_AUDIT_LOG"
         );
+    }
+
+    #[test]
+    fn no_fanout_when_nothing_sends_to_connections() {
+        let doc = serde_json::json!({
+            "app": "a", "routeSelectionExpression": "$request.body.action",
+            "routes": [{"key": "ping", "kind": "custom", "capabilities": {"connections": false, "store": true}}],
+            "queues": []
+        });
+        let s = Service::from_manifest_json(doc).unwrap();
+        assert!(s.queues.is_empty());
+        assert!(s.function("fanout").is_none());
     }
 
     #[test]

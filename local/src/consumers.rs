@@ -7,6 +7,11 @@
 //! visibility timeout expires (and moved to the dead-letter queue after
 //! `max_receive_count` deliveries) — as a Lambda reporting `batchItemFailures` does.
 //!
+//! With sharded fan-out configured (`App::fanout_threshold`), [`FANOUT_CONSUMERS`]
+//! tasks consume the internal fan-out queue with the same
+//! [`consume_batch`](switchboard_core::fanout::consume_batch) step the `fanout`
+//! role runs, as that function's concurrency does in AWS.
+//!
 //! `GET /local/queues` shows every queue's depth, in-flight and dead-letter counts and
 //! what its consumer has done.
 
@@ -32,6 +37,10 @@ const POLL_WAIT: Duration = Duration::from_secs(1);
 
 /// How long to wait after a backend error before polling again (doubles up to 5 s).
 const ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How many in-process consumers the fan-out queue has (the `fanout` function's
+/// concurrency, locally).
+pub(crate) const FANOUT_CONSUMERS: usize = 4;
 
 /// What a consumer has done since the gateway started.
 #[derive(Debug, Default)]
@@ -88,6 +97,14 @@ impl EmbeddedConsumers {
                     Arc::clone(services),
                     Arc::clone(queue),
                     counters,
+                    stopped.clone(),
+                )));
+            }
+        }
+        if services.send.sharding.is_some() {
+            for _ in 0..FANOUT_CONSUMERS {
+                tasks.push(tokio::spawn(consume_fanout(
+                    Arc::clone(services),
                     stopped.clone(),
                 )));
             }
@@ -176,6 +193,27 @@ async fn consume(
         }
     }
     tracing::info!(queue = queue_name, "embedded consumer stopped");
+}
+
+/// Runs shards of the fan-out queue until stopped.
+async fn consume_fanout(services: Arc<Services>, mut stopped: watch::Receiver<bool>) {
+    let mut backoff = ERROR_BACKOFF;
+    loop {
+        if *stopped.borrow() {
+            break;
+        }
+        let step = tokio::select! {
+            r = switchboard_core::fanout::consume_batch(&services, POLL_WAIT) => r,
+            _ = stopped.changed() => break,
+        };
+        if let Err(e) = step {
+            tracing::warn!(error = %e, "fan-out consumer: receive failed; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        } else {
+            backoff = ERROR_BACKOFF;
+        }
+    }
 }
 
 async fn delete_with_retry(

@@ -247,6 +247,24 @@ impl App {
         self
     }
 
+    /// Shards sends to more recipients than `threshold` through an embedded fan-out
+    /// queue (see [`switchboard_core::fanout`]); the local gateway consumes it in
+    /// process. Shorthand for [`sharding`](Self::sharding) with the defaults.
+    pub fn fanout_threshold(self, threshold: usize) -> Self {
+        let queue = switchboard_core::queue::memory::MemoryQueue::new().with_queue(
+            switchboard_core::fanout::QUEUE,
+            switchboard_core::fanout::queue_settings(),
+        );
+        self.sharding(switchboard_core::fanout::Sharding::new(Arc::new(queue)).threshold(threshold))
+    }
+
+    /// Sharded fan-out with explicit settings (the queue must hold
+    /// [`switchboard_core::fanout::QUEUE`]).
+    pub fn sharding(mut self, sharding: switchboard_core::fanout::Sharding) -> Self {
+        self.spec.send.sharding = Some(sharding);
+        self
+    }
+
     /// Whether a connection is closed once its token expires (default: yes). API Gateway
     /// checks tokens only at `$connect`; with this, the first message after the expiry
     /// (and, locally, a timer) closes the connection with a `token_expired` error.

@@ -36,8 +36,9 @@ mod cli;
 mod runtime;
 
 pub use switchboard_core::{
-    auth, backend, consumer, context, dispatch, extract, handler, http, identity, ids, manifest,
-    metrics, names, origin, queue, registry, request, request_id, response, rooms, select, spec,
+    auth, backend, consumer, context, dispatch, extract, fanout, handler, http, identity, ids,
+    manifest, metrics, names, origin, queue, registry, request, request_id, response, rooms,
+    select, spec,
 };
 
 /// The contract: the registry's schemas ([`switchboard_core::contract`]) and, with the

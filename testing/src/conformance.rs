@@ -38,8 +38,10 @@ pub async fn run_all(store: &dyn ConnectionStore, prefix: &str) {
 /// user's other connections alone.
 pub async fn remove_record_by_key(store: &dyn ConnectionStore, p: &str) {
     let user = format!("{p}carol");
-    let a = record(&format!("{p}a="), &user, 1_000);
-    let b = record(&format!("{p}b="), &user, 2_000);
+    // Live records: reads skip those whose `expires` passed.
+    let t0 = now_millis();
+    let a = record(&format!("{p}a="), &user, t0);
+    let b = record(&format!("{p}b="), &user, t0 + 1_000);
     let room = format!("{p}room");
     for r in [&a, &b] {
         ok(store.put_connection(r).await, "put");

@@ -194,7 +194,13 @@ impl Aws {
         for i in 0..n {
             let user = format!("{prefix}{i}");
             let (ws, id) = socket(&self.gw, &user).await;
-            let client = Client { user, id, ws };
+            let connected_at = now_ms();
+            let client = Client {
+                user,
+                id,
+                ws,
+                connected_at,
+            };
             let answer = connect
                 .invoke(&client.event("CONNECT", "$connect", None))
                 .await;
@@ -205,11 +211,22 @@ impl Aws {
     }
 }
 
+/// The current time, epoch milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// A client socket and who it is.
 pub struct Client {
     pub user: String,
     pub id: String,
     pub ws: Socket,
+    /// When the socket opened (epoch ms): every event of the connection says so, so its
+    /// record's `expires` is live (reads skip expired records; a fixed fixture time
+    /// went stale).
+    pub connected_at: i64,
 }
 
 impl Client {
@@ -227,6 +244,8 @@ impl Client {
         message_id: &str,
     ) -> Value {
         WebSocketEvent::new(event_type, route, &self.id)
+            .connected_at(self.connected_at)
+            .request_time_epoch(now_ms())
             .maybe_body(body)
             .user(&self.user)
             .message_id(message_id)

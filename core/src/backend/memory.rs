@@ -1,15 +1,19 @@
 //! The embedded connection store: in-process maps behind one lock.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::RwLock;
 
 use async_trait::async_trait;
 
-use super::{ConnectionRecord, ConnectionStore, Member, RoomSummary, StoreError};
+use super::{
+    ConnectionRecord, ConnectionStore, IdPage, Member, RoomSummary, StoreError, scan_segment,
+};
 
 #[derive(Default)]
 struct Inner {
-    connections: HashMap<String, ConnectionRecord>,
+    /// Ordered, so a fan-out's scan pages by connection id.
+    connections: BTreeMap<String, ConnectionRecord>,
     by_user: HashMap<String, BTreeSet<String>>,
     rooms: BTreeMap<String, BTreeMap<String, String>>,
     rooms_of: HashMap<String, BTreeSet<String>>,
@@ -56,6 +60,16 @@ impl Inner {
         }
         removed
     }
+}
+
+/// Up to `limit` (at least 1) ids of `rest` and, if more follow, the cursor after them.
+fn page_from<'a>(rest: &mut impl Iterator<Item = &'a String>, limit: usize) -> IdPage {
+    let ids: Vec<String> = rest.by_ref().take(limit.max(1)).cloned().collect();
+    let next = match rest.next() {
+        Some(_) => ids.last().cloned(),
+        None => None,
+    };
+    IdPage { ids, next }
 }
 
 #[async_trait]
@@ -112,6 +126,7 @@ impl ConnectionStore for MemoryStore {
     }
 
     async fn user_connections(&self, username: &str) -> Result<Vec<ConnectionRecord>, StoreError> {
+        let now = chrono::Utc::now().timestamp();
         let inner = self.read();
         Ok(inner
             .by_user
@@ -119,6 +134,7 @@ impl ConnectionStore for MemoryStore {
             .into_iter()
             .flatten()
             .filter_map(|id| inner.connections.get(id).cloned())
+            .filter(|r| r.expires > now)
             .collect())
     }
 
@@ -129,7 +145,15 @@ impl ConnectionStore for MemoryStore {
     }
 
     async fn connection_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self.read().connections.keys().cloned().collect())
+        // Records whose `expires` passed are skipped, as DynamoDB's reads skip them.
+        let now = chrono::Utc::now().timestamp();
+        Ok(self
+            .read()
+            .connections
+            .values()
+            .filter(|r| r.expires > now)
+            .map(|r| r.connection_id.clone())
+            .collect())
     }
 
     async fn join_room(&self, room: &str, member: &Member) -> Result<bool, StoreError> {
@@ -165,6 +189,40 @@ impl ConnectionStore for MemoryStore {
             .collect())
     }
 
+    async fn room_member_page(
+        &self,
+        room: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<IdPage, StoreError> {
+        let inner = self.read();
+        let Some(members) = inner.rooms.get(room) else {
+            return Ok(IdPage::default());
+        };
+        let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+        let mut rest = members.range((start, Bound::Unbounded)).map(|(id, _)| id);
+        Ok(page_from(&mut rest, limit))
+    }
+
+    async fn connection_id_page(
+        &self,
+        segment: u32,
+        segments: u32,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<IdPage, StoreError> {
+        // Records whose `expires` passed are skipped, as DynamoDB's reads skip them.
+        let now = chrono::Utc::now().timestamp();
+        let inner = self.read();
+        let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+        let mut rest = inner
+            .connections
+            .range((start, Bound::Unbounded))
+            .filter(|(id, r)| r.expires > now && scan_segment(id, segments) == segment)
+            .map(|(id, _)| id);
+        Ok(page_from(&mut rest, limit))
+    }
+
     async fn rooms_of(&self, connection_id: &str) -> Result<Vec<String>, StoreError> {
         Ok(self
             .read()
@@ -197,7 +255,7 @@ mod tests {
             username: user.to_owned(),
             session_key: ConnectionRecord::session_key_for(1, id),
             connected_at: 1,
-            expires: 10,
+            expires: 4_000_000_000,
             source_ip: None,
             user_agent: None,
             claims: Default::default(),

@@ -151,6 +151,45 @@ impl PostError {
     }
 }
 
+/// One page of connection ids, read for a sharded fan-out
+/// ([`ConnectionStore::room_member_page`], [`ConnectionStore::connection_id_page`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdPage {
+    /// The page's ids, records whose `expires` has passed left out. May be empty while
+    /// [`next`](Self::next) is set: DynamoDB's `Limit` counts the items it read before
+    /// that filter.
+    pub ids: Vec<String>,
+    /// Where the next page starts (an opaque cursor to pass back as `after`); `None`
+    /// when this page was the last.
+    pub next: Option<String>,
+}
+
+/// The parallel scan segment (`0..segments`) of a connection id in the embedded
+/// store (and in the trait's default paging): FNV-1a of the id, so every id is in
+/// exactly one segment. DynamoDB splits its `Scan` segments its own way.
+pub fn scan_segment(connection_id: &str, segments: u32) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in connection_id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    u32::try_from(hash % u64::from(segments.max(1))).unwrap_or(0)
+}
+
+/// The page of `sorted` ids after `after`, at most `limit` long.
+fn page_of(sorted: Vec<String>, after: Option<&str>, limit: usize) -> IdPage {
+    let limit = limit.max(1);
+    let mut rest = sorted
+        .into_iter()
+        .filter(|id| after.is_none_or(|a| id.as_str() > a));
+    let ids: Vec<String> = rest.by_ref().take(limit).collect();
+    let next = match rest.next() {
+        Some(_) => ids.last().cloned(),
+        None => None,
+    };
+    IdPage { ids, next }
+}
+
 /// Connection bookkeeping: who is connected, as whom, in which rooms.
 #[async_trait]
 pub trait ConnectionStore: Send + Sync + 'static {
@@ -177,11 +216,13 @@ pub trait ConnectionStore: Send + Sync + 'static {
             .await
             .map(|_| ())
     }
-    /// All connections of one user (one per session).
+    /// All connections of one user (one per session), skipping records whose
+    /// `expires` has passed.
     async fn user_connections(&self, username: &str) -> Result<Vec<ConnectionRecord>, StoreError>;
     /// Every connection record.
     async fn list_connections(&self) -> Result<Vec<ConnectionRecord>, StoreError>;
-    /// Every connection id (for broadcasts; cheaper than whole records).
+    /// Every connection id (for broadcasts; cheaper than whole records), skipping
+    /// records whose `expires` has passed (DynamoDB's TTL deletion lags by days).
     async fn connection_ids(&self) -> Result<Vec<String>, StoreError>;
     /// Adds a connection to a room; `false` if it was already in it. The store does not
     /// check that the connection is recorded (that would cost a read on DynamoDB):
@@ -189,8 +230,52 @@ pub trait ConnectionStore: Send + Sync + 'static {
     async fn join_room(&self, room: &str, member: &Member) -> Result<bool, StoreError>;
     /// Removes a connection from a room; `false` if it was not in it.
     async fn leave_room(&self, room: &str, connection_id: &str) -> Result<bool, StoreError>;
-    /// The members of a room, ordered by connection id.
+    /// The members of a room, ordered by connection id. DynamoDB skips memberships
+    /// whose `expires` has passed; the embedded store removes memberships with the
+    /// connection, so it has none.
     async fn room_members(&self, room: &str) -> Result<Vec<Member>, StoreError>;
+    /// One page of a room's member connection ids, ordered by connection id, at most
+    /// `limit` (at least 1) of them, starting after the cursor `after` (the previous
+    /// page's [`IdPage::next`]; `None`: from the start). Skips expired memberships as
+    /// [`room_members`](Self::room_members) does. The default reads every member and
+    /// cuts the page out; the embedded store and DynamoDB (`Query` with `Limit` and
+    /// `ExclusiveStartKey`) read only the page.
+    async fn room_member_page(
+        &self,
+        room: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<IdPage, StoreError> {
+        let ids = self
+            .room_members(room)
+            .await?
+            .into_iter()
+            .map(|m| m.connection_id)
+            .collect();
+        Ok(page_of(ids, after, limit))
+    }
+    /// One page of parallel scan segment `segment` of `segments` of every live
+    /// connection id (each id is in exactly one segment), at most `limit` (at least 1)
+    /// of them, after the cursor `after`. The default reads every id and cuts the
+    /// segment's page out ([`scan_segment`]); the embedded store reads only the page;
+    /// DynamoDB runs `Scan` with `Segment`/`TotalSegments`, `Limit` and
+    /// `ExclusiveStartKey`.
+    async fn connection_id_page(
+        &self,
+        segment: u32,
+        segments: u32,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<IdPage, StoreError> {
+        let mut ids: Vec<String> = self
+            .connection_ids()
+            .await?
+            .into_iter()
+            .filter(|id| scan_segment(id, segments) == segment)
+            .collect();
+        ids.sort_unstable();
+        Ok(page_of(ids, after, limit))
+    }
     /// The rooms a connection is in, ordered by name.
     async fn rooms_of(&self, connection_id: &str) -> Result<Vec<String>, StoreError>;
     /// Every room with its member count, ordered by name.

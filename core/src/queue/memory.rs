@@ -1,5 +1,5 @@
-//! The embedded queue: SQS FIFO semantics in process, the local default and the queue of
-//! tests.
+//! The embedded queue: SQS semantics (FIFO or standard) in process, the local default
+//! and the queue of tests.
 //!
 //! Everything lives in memory behind one lock: **queued work is lost when the process
 //! exits** (nothing is persisted). Time is [`tokio::time::Instant`], so tests can pause and
@@ -14,11 +14,12 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
-    OutgoingMessage, PeekedMessage, Queue, QueueError, QueueSettings, QueueStats, ReceivedMessage,
-    SendReceipt, dead_letter_queue_name, validate_receive, validate_visibility,
+    OutgoingMessage, PeekedMessage, Queue, QueueError, QueueKind, QueueSettings, QueueStats,
+    ReceivedMessage, SendReceipt, dead_letter_queue_name, validate_receive, validate_visibility,
 };
 
-/// An in-process [`Queue`] with SQS FIFO semantics (see the [module docs](super)).
+/// An in-process [`Queue`] with SQS semantics, FIFO or standard by each queue's
+/// [`QueueSettings::kind`] (see the [module docs](super)).
 ///
 /// Queues exist once [declared](MemoryQueue::declare); each gets a dead-letter queue named
 /// by [`dead_letter_queue_name`] (`{name}-dlq`), itself a queue that can be received from
@@ -118,10 +119,12 @@ impl QueueState {
     fn enqueue(&mut self, message: Stored) -> u128 {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        self.groups
-            .entry(message.group_id.clone())
-            .or_default()
-            .insert(sequence);
+        if self.settings.kind == QueueKind::Fifo {
+            self.groups
+                .entry(message.group_id.clone())
+                .or_default()
+                .insert(sequence);
+        }
         self.messages.insert(sequence, message);
         self.notify.notify_waiters();
         sequence
@@ -171,6 +174,9 @@ impl QueueState {
         next_receipt: &mut u64,
         redriven: &mut Vec<Stored>,
     ) -> Vec<ReceivedMessage> {
+        if self.settings.kind == QueueKind::Standard {
+            return self.take_standard(max, now, next_receipt, redriven);
+        }
         let mut heads: Vec<(u128, String)> = self
             .groups
             .iter()
@@ -212,6 +218,40 @@ impl QueueState {
                 out.push(message.to_received(sequence));
             }
         }
+        out
+    }
+
+    /// [`take`](Self::take) for a standard queue: any visible message, oldest first.
+    fn take_standard(
+        &mut self,
+        max: usize,
+        now: Instant,
+        next_receipt: &mut u64,
+        redriven: &mut Vec<Stored>,
+    ) -> Vec<ReceivedMessage> {
+        let limit = self.settings.max_receive_count.max(1);
+        let visibility = self.settings.visibility_timeout;
+        let redrive = self.dlq.is_some();
+        let mut out = Vec::new();
+        let mut expired = Vec::new();
+        for (sequence, message) in &mut self.messages {
+            if out.len() >= max {
+                break;
+            }
+            if message.in_flight(now) {
+                continue;
+            }
+            if redrive && message.receive_count >= limit {
+                expired.push(*sequence);
+                continue;
+            }
+            *next_receipt += 1;
+            message.receive_count = message.receive_count.saturating_add(1);
+            message.receipt = Some(format!("{sequence}:{}", *next_receipt));
+            message.invisible_until = Some(now + visibility);
+            out.push(message.to_received(*sequence));
+        }
+        redriven.extend(expired.into_iter().filter_map(|seq| self.remove(seq)));
         out
     }
 
@@ -346,15 +386,21 @@ impl Queue for MemoryQueue {
         queue: &str,
         message: &OutgoingMessage,
     ) -> Result<SendReceipt, QueueError> {
-        message.validate()?;
         let now = Instant::now();
         let mut inner = self.lock();
         let state = inner
             .queues
             .get_mut(queue)
             .ok_or_else(|| QueueError::UnknownQueue(queue.to_owned()))?;
+        let fifo = state.settings.kind == QueueKind::Fifo;
+        if fifo {
+            message.validate()?;
+        } else {
+            message.validate_body()?;
+        }
         state.forget_expired_dedup(now);
-        if let Some(seen) = state.dedup.get(&message.dedup_id)
+        if fifo
+            && let Some(seen) = state.dedup.get(&message.dedup_id)
             && seen.expires > now
         {
             return Ok(SendReceipt {
@@ -374,6 +420,13 @@ impl Queue for MemoryQueue {
             receipt: None,
             invisible_until: None,
         });
+        if !fifo {
+            return Ok(SendReceipt {
+                message_id,
+                duplicate: false,
+                sequence,
+            });
+        }
         let expires = now + state.settings.dedup_window;
         state.dedup.insert(
             message.dedup_id.clone(),

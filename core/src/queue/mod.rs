@@ -1,8 +1,10 @@
-//! Queues: SQS FIFO semantics behind one trait, for routes whose work is forwarded to a
-//! queue and run by typed consumers.
+//! Queues: SQS semantics behind one trait, for routes whose work is forwarded to a
+//! queue and run by typed consumers, and for the internal fan-out queue.
 //!
 //! [`Queue`] has an embedded implementation ([`memory::MemoryQueue`], the local default
-//! and the one tests use) and an AWS one (SQS FIFO queues). Both follow SQS FIFO:
+//! and the one tests use) and an AWS one (SQS). A queue is of one [`QueueKind`]: the
+//! app's queues are FIFO; the internal fan-out queue ([`crate::fanout::QUEUE`]) is
+//! standard. Both backends follow SQS. A FIFO queue:
 //!
 //! - **Group ordering.** Within a message group ([`OutgoingMessage::group_id`]) messages
 //!   are delivered in send order, and while a message of a group is in flight (received,
@@ -25,6 +27,14 @@
 //!   proceeds.
 //! - **Long polling.** [`Queue::receive`] with a non-zero wait returns as soon as at
 //!   least one message can be delivered, or empty when the wait elapses.
+//!
+//! A **standard** queue ([`QueueKind::Standard`]) has no groups and no deduplication:
+//! the group and deduplication ids of a message are ignored (SQS refuses them on a
+//! standard queue, so the SQS client leaves them out), every send is enqueued, and any
+//! visible message may be delivered whatever else is in flight (oldest first in the
+//! embedded queue; SQS promises no order). Visibility timeout, redrive after
+//! `max_receive_count` and long polling are as above; SQS may also deliver a standard
+//! message twice on its own (the embedded queue does not).
 //!
 //! Delivery is at least once: a consumer that does not delete in time gets the message
 //! again, so consumers must be idempotent.
@@ -50,10 +60,22 @@ pub const MAX_WAIT: Duration = Duration::from_secs(20);
 /// The longest visibility timeout SQS accepts (12 hours).
 pub const MAX_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60);
 
-/// How a queue behaves. The defaults are SQS's: 30 s visibility, 5 receives before the
-/// dead-letter queue, a 5-minute deduplication window.
+/// The two kinds of SQS queue (see the [module docs](self)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QueueKind {
+    /// Ordered message groups and deduplication (the app's queues).
+    #[default]
+    Fifo,
+    /// No groups, no deduplication, no per-group throughput limit (the fan-out queue).
+    Standard,
+}
+
+/// How a queue behaves. The defaults are SQS's: FIFO, 30 s visibility, 5 receives before
+/// the dead-letter queue, a 5-minute deduplication window.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueSettings {
+    /// FIFO (default) or standard. A queue's dead-letter queue is of the same kind.
+    pub kind: QueueKind,
     /// How long a received message stays invisible unless deleted. Default 30 s.
     pub visibility_timeout: Duration,
     /// How many times a message may be received; the receive after that moves it to the
@@ -61,13 +83,24 @@ pub struct QueueSettings {
     pub max_receive_count: u32,
     /// How long a deduplication id suppresses later sends, from its first send.
     /// Default 5 minutes. Only the embedded queue uses it: SQS's window is fixed at
-    /// 5 minutes.
+    /// 5 minutes. A standard queue has none.
     pub dedup_window: Duration,
+}
+
+impl QueueSettings {
+    /// The settings of a standard queue, otherwise the defaults.
+    pub fn standard() -> Self {
+        Self {
+            kind: QueueKind::Standard,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for QueueSettings {
     fn default() -> Self {
         Self {
+            kind: QueueKind::Fifo,
             visibility_timeout: Duration::from_secs(30),
             max_receive_count: 5,
             dedup_window: Duration::from_secs(5 * 60),
@@ -119,6 +152,14 @@ impl OutgoingMessage {
     /// [`MAX_ID_CHARS`] printable ASCII characters (letters, digits, punctuation; no
     /// spaces).
     pub fn validate(&self) -> Result<(), QueueError> {
+        self.validate_body()?;
+        validate_id("message group id", &self.group_id)?;
+        validate_id("deduplication id", &self.dedup_id)?;
+        Ok(())
+    }
+
+    /// Checks the body only: what a standard queue requires (it ignores the ids).
+    pub fn validate_body(&self) -> Result<(), QueueError> {
         if self.body.is_empty() {
             return Err(QueueError::InvalidMessage("the body is empty".into()));
         }
@@ -134,8 +175,6 @@ impl OutgoingMessage {
                 u32::from(c)
             )));
         }
-        validate_id("message group id", &self.group_id)?;
-        validate_id("deduplication id", &self.dedup_id)?;
         Ok(())
     }
 }

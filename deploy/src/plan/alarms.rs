@@ -9,7 +9,7 @@
 //! 5-minute period, and treats missing data as not breaching (an idle stage is fine).
 
 use switchboard_core::names::metrics;
-use switchboard_core::names::queue::{dead_letter_queue_name, sqs_fifo_name, stage_prefix};
+use switchboard_core::names::queue::{dead_letter_queue_name, sqs_name, stage_prefix};
 
 use super::functions::Functions;
 use super::{Handle, Plan, WS_STAGE, physical};
@@ -135,7 +135,7 @@ fn dlq_names(service: &Service, cfg: &StackConfig) -> Vec<(String, String)> {
         .filter_map(|q| {
             Some((
                 q.name.clone(),
-                sqs_fifo_name(&prefix, &dead_letter_queue_name(&q.name))?,
+                sqs_name(&prefix, &dead_letter_queue_name(&q.name))?,
             ))
         })
         .collect()

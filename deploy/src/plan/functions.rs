@@ -25,6 +25,10 @@ pub(super) struct Lambdas<'a> {
     logs: Handle,
     code: Input,
     logging: Input,
+    /// The `fanout` function's reserved concurrency.
+    fanout_concurrency: u32,
+    /// Each `fanout` instance's `@connections` budget (posts/s; 0: none).
+    fanout_rate_each: u32,
 }
 
 impl<'a> Lambdas<'a> {
@@ -38,6 +42,8 @@ impl<'a> Lambdas<'a> {
                 ("logFormat", Some(Input::str("Text"))),
                 ("logGroup", Some(Input::str(logs.functions_name.clone()))),
             ]),
+            fanout_concurrency: cfg.fanout_concurrency.max(1),
+            fanout_rate_each: cfg.fanout_rate / cfg.fanout_concurrency.max(1),
         }
     }
 
@@ -70,6 +76,13 @@ impl<'a> Lambdas<'a> {
         mut env: Env,
     ) -> Handle {
         env.insert(0, (env::SERVICE.to_owned(), Input::str(self.prefix)));
+        let fanout = f.role == switchboard_core::names::fanout::ROLE;
+        if fanout && self.fanout_rate_each > 0 {
+            env.push((
+                switchboard_core::names::fanout::RATE_ENV.to_owned(),
+                Input::str(self.fanout_rate_each.to_string()),
+            ));
+        }
         p.add(
             f.slug.clone(),
             LambdaFunction {
@@ -86,6 +99,7 @@ impl<'a> Lambdas<'a> {
                     Some(Input::object(env.into_iter().map(|(k, v)| (k, Some(v))))),
                 )]),
                 logging_config: self.logging.clone(),
+                reserved_concurrent_executions: fanout.then_some(self.fanout_concurrency),
             },
         )
     }
@@ -252,6 +266,14 @@ fn environment_and_statements(
             ],
             vec![q.out("arn")],
         ));
+        // The fan-out consumer sends the recipients still owed to the dead-letter queue.
+        let dlq_name = switchboard_core::queue::dead_letter_queue_name(queue);
+        if queue == switchboard_core::names::fanout::QUEUE
+            && let Some(dlq) = needs.queues.get(&dlq_name)
+        {
+            extra.push(statement(&["sqs:SendMessage"], vec![dlq.out("arn")]));
+            env.push((queue_url_env_var(&dlq_name), dlq.out("url")));
+        }
     }
     Ok((env, extra))
 }

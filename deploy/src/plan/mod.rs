@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use switchboard_core::names::queue::{dead_letter_queue_name, sqs_fifo_name, stage_prefix};
+use switchboard_core::names::queue::{dead_letter_queue_name, stage_prefix};
 use switchboard_core::names::table::TableNames;
 
 use crate::aws::AwsResource;

@@ -1,17 +1,21 @@
-//! SQS: a FIFO queue and its FIFO dead-letter queue per queue of the service, and the
-//! event source mappings of their consumers.
+//! SQS: a FIFO queue and its FIFO dead-letter queue per queue of the service, the
+//! internal fan-out queue as a *standard* queue with a standard dead-letter queue (its
+//! shards are independent: no groups, no deduplication window, no FIFO throughput
+//! limit), and the event source mappings of their consumers.
 
 use std::collections::BTreeMap;
 
 use super::functions::Functions;
 use super::{
     DLQ_RETENTION_SECS, Handle, MAX_RECEIVE_COUNT, Plan, QUEUE_RETENTION_SECS,
-    dead_letter_queue_name, sqs_fifo_name,
+    dead_letter_queue_name,
 };
 use crate::DeployError;
 use crate::aws::{EventSourceMapping, SqsQueue};
 use crate::input::Input;
 use crate::model::{FunctionKind, Queue, Service};
+use switchboard_core::names::fanout::QUEUE as FANOUT_QUEUE;
+use switchboard_core::names::queue::sqs_name;
 
 /// The queues, by logical name.
 pub(super) type Queues = BTreeMap<String, Handle>;
@@ -20,17 +24,27 @@ pub(super) type Queues = BTreeMap<String, Handle>;
 pub(super) fn queues(p: &mut Plan, service: &Service, prefix: &str) -> Result<Queues, DeployError> {
     let mut queues = Queues::new();
     for q in &service.queues {
-        let queue = queue(p, service, prefix, q)?;
+        let (queue, dlq) = queue(p, service, prefix, q)?;
         queues.insert(q.name.clone(), queue);
+        // The fan-out consumer sends recipients still owed to its dead-letter queue.
+        if q.name == FANOUT_QUEUE {
+            queues.insert(dead_letter_queue_name(&q.name), dlq);
+        }
     }
     Ok(queues)
 }
 
 /// One queue and its dead-letter queue.
-fn queue(p: &mut Plan, service: &Service, prefix: &str, q: &Queue) -> Result<Handle, DeployError> {
-    let name = sqs_fifo_name(prefix, &q.name)
+fn queue(
+    p: &mut Plan,
+    service: &Service,
+    prefix: &str,
+    q: &Queue,
+) -> Result<(Handle, Handle), DeployError> {
+    let fifo = q.name != FANOUT_QUEUE;
+    let name = sqs_name(prefix, &q.name)
         .ok_or_else(|| DeployError::Plan(format!("queue name `{}` is not valid in SQS", q.name)))?;
-    let dlq_name = sqs_fifo_name(prefix, &dead_letter_queue_name(&q.name))
+    let dlq_name = sqs_name(prefix, &dead_letter_queue_name(&q.name))
         .ok_or_else(|| DeployError::Plan(format!("queue name `{}` is too long", q.name)))?;
     let consumer_timeout = q
         .consumer
@@ -41,7 +55,7 @@ fn queue(p: &mut Plan, service: &Service, prefix: &str, q: &Queue) -> Result<Han
         format!("queue-{}-dlq", q.name),
         SqsQueue {
             name: dlq_name,
-            fifo_queue: true,
+            fifo_queue: fifo,
             content_based_deduplication: false,
             visibility_timeout_seconds: 30,
             message_retention_seconds: DLQ_RETENTION_SECS,
@@ -49,11 +63,11 @@ fn queue(p: &mut Plan, service: &Service, prefix: &str, q: &Queue) -> Result<Han
             redrive_policy: None,
         },
     );
-    Ok(p.add(
+    let queue = p.add(
         format!("queue-{}", q.name),
         SqsQueue {
             name,
-            fifo_queue: true,
+            fifo_queue: fifo,
             content_based_deduplication: false,
             // AWS: at least 6 times the consumer's timeout; 12 h at most.
             visibility_timeout_seconds: (consumer_timeout * 6).clamp(30, 43_200),
@@ -64,7 +78,8 @@ fn queue(p: &mut Plan, service: &Service, prefix: &str, q: &Queue) -> Result<Han
                 ("maxReceiveCount", Some(Input::from(MAX_RECEIVE_COUNT))),
             ])))),
         },
-    ))
+    );
+    Ok((queue, dlq))
 }
 
 /// The event source mapping of every queue consumer.
