@@ -69,7 +69,7 @@ pub struct Options {
     /// The Cognito region (default: AWS_REGION).
     #[arg(long, env = env::COGNITO_REGION)]
     pub cognito_region: Option<String>,
-    /// Cognito's endpoint (default: https://cognito-idp.REGION.amazonaws.com/); for
+    /// Cognito's endpoint (default: `https://cognito-idp.REGION.amazonaws.com/`); for
     /// an emulator such as moto.
     #[arg(long, env = env::COGNITO_ENDPOINT)]
     pub cognito_endpoint: Option<String>,
