@@ -2,7 +2,8 @@
 //! other than loopback stop it at start with the reason; `--force-dev-auth` lets dev auth
 //! through with a warning; `--expose-local-endpoints` prints a one-time admin secret; the
 //! banner says what is open to whom and which key signs `@connections` (never its secret).
-//! Binding `0.0.0.0` here listens on every interface, but only this test talks to it, and
+//! `--fanout-threshold` shards sends through the embedded fan-out queue (1,000 by default,
+//! 0: inline), and the banner says which. Binding `0.0.0.0` here listens on every interface, but only this test talks to it, and
 //! it does not (it reads the banner and stops the process).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 #![cfg(unix)]
@@ -73,20 +74,7 @@ async fn forced_and_exposed_the_banner_says_so() {
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let banner = timeout(WAIT, async {
-        let mut banner = Vec::new();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let last = line.starts_with("Ctrl-C");
-            banner.push(line);
-            if last {
-                return banner.join("\n");
-            }
-        }
-        panic!("exited before its banner ended: {banner:?}");
-    })
-    .await
-    .unwrap();
+    let banner = read_banner(&mut child).await;
     child.kill().await.unwrap();
     assert!(banner.contains("warning: --force-dev-auth"), "{banner}");
     assert!(banner.contains("every interface"), "{banner}");
@@ -106,4 +94,120 @@ async fn forced_and_exposed_the_banner_says_so() {
         "{banner}"
     );
     assert!(!banner.contains("cli-test-secret-key"), "{banner}");
+}
+
+/// The banner, from its first line to "Ctrl-C ..." (stdout must be piped).
+async fn read_banner(child: &mut tokio::process::Child) -> String {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = timeout(WAIT, async {
+        let mut banner = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let last = line.starts_with("Ctrl-C");
+            banner.push(line);
+            if last {
+                return banner.join("\n");
+            }
+        }
+        panic!("exited before its banner ended: {banner:?}");
+    })
+    .await
+    .unwrap();
+    // Keep reading, so the gateway's later writes to stdout do not fail.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    banner
+}
+
+/// A loopback gateway of the binary with `extra` flags, and its banner.
+async fn loopback(extra: &[&str]) -> (tokio::process::Child, String) {
+    let mut args = vec!["--port", "0", "--dev-auth"];
+    args.extend_from_slice(extra);
+    let mut child = chat_app(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let banner = read_banner(&mut child).await;
+    (child, banner)
+}
+
+/// `GET path` on `addr`, as JSON.
+async fn get_json(addr: &str, path: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = timeout(WAIT, tokio::net::TcpStream::connect(addr))
+        .await
+        .unwrap()
+        .unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[tokio::test]
+async fn fanout_threshold_flag_shards_through_the_embedded_queue() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (mut child, banner) = loopback(&[]).await;
+    child.kill().await.unwrap();
+    assert!(
+        banner.contains("sends to more than 1000 recipients are sharded"),
+        "{banner}"
+    );
+    let (mut child, banner) = loopback(&["--fanout-threshold", "0"]).await;
+    child.kill().await.unwrap();
+    assert!(banner.contains("every send inline"), "{banner}");
+
+    let (mut child, banner) = loopback(&["--fanout-threshold", "2"]).await;
+    assert!(
+        banner.contains("sends to more than 2 recipients are sharded"),
+        "{banner}"
+    );
+    let ws_url = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("WebSocket"))
+        .map(|u| u.trim().trim_end_matches("?user=NAME").to_owned())
+        .unwrap_or_else(|| panic!("no WebSocket line: {banner}"));
+    let addr = ws_url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .to_owned();
+    let mut sockets = Vec::new();
+    for user in ["a", "b", "c"] {
+        let (ws, _) = timeout(
+            WAIT,
+            tokio_tungstenite::connect_async(format!("{ws_url}?user={user}")),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        sockets.push(ws);
+    }
+    let frame = r#"{"action":"broadcast","data":"big"}"#;
+    sockets[0].send(Message::text(frame)).await.unwrap();
+    for ws in &mut sockets {
+        let got = timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(got.to_text().unwrap(), frame);
+    }
+    // The consumers add their tally after the batch: poll briefly (bounded).
+    let mut queues = get_json(&addr, "/local/queues").await;
+    for _ in 0..100 {
+        if queues["fanout"]["delivered"] == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        queues = get_json(&addr, "/local/queues").await;
+    }
+    assert_eq!(
+        queues["fanout"]["delivered"], 3,
+        "through the fan-out queue: {queues}"
+    );
+    child.kill().await.unwrap();
 }

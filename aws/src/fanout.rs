@@ -190,6 +190,7 @@ pub async fn serve(services: Arc<Services>) -> Result<(), LambdaError> {
                     micros = started.elapsed().as_micros() as u64,
                     "fan-out batch"
                 );
+                crate::lambda::flush_metrics(&services.metrics, &mut std::io::stdout().lock());
                 Ok::<_, Diagnostic>(response)
             }
         },

@@ -13,7 +13,9 @@
 //! role runs, as that function's concurrency does in AWS.
 //!
 //! `GET /local/queues` shows every queue's depth, in-flight and dead-letter counts and
-//! what its consumer has done.
+//! what its consumer has done; `fanout` (null when sends are never sharded) the fan-out
+//! queue's and what its consumers did (messages run, posts delivered, gone, failed,
+//! throttled, recipients requeued, dead-lettered, read by page tasks).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +31,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use switchboard_core::consumer::{BoxedConsumer, ConsumeError, Record, process_batch};
-use switchboard_core::queue::{MAX_RECEIVE_BATCH, Queue, QueueError, ReceivedMessage};
+use switchboard_core::fanout::{QUEUE, ShardReport, Sharding};
+use switchboard_core::queue::{MAX_RECEIVE_BATCH, Queue, QueueError, QueueStats, ReceivedMessage};
 use switchboard_core::request::Services;
 
 /// How long one receive waits for messages before looking at the stop signal again.
@@ -56,6 +59,62 @@ pub(crate) struct ConsumerCounters {
     batches: AtomicU64,
 }
 
+/// What the in-process fan-out consumers did since the gateway started (the sums of
+/// their [`ShardReport`]s), for `GET /local/queues`.
+#[derive(Debug, Default)]
+struct FanoutTally {
+    /// Fan-out messages (shards and page tasks) run and deleted.
+    messages: AtomicU64,
+    delivered: AtomicU64,
+    gone: AtomicU64,
+    failed: AtomicU64,
+    throttled: AtomicU64,
+    requeued: AtomicU64,
+    dead_lettered: AtomicU64,
+    paged: AtomicU64,
+}
+
+impl FanoutTally {
+    fn add(&self, report: &ShardReport) {
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        for (counter, v) in [
+            (&self.delivered, report.delivered),
+            (&self.gone, report.gone),
+            (&self.failed, report.failed),
+            (&self.throttled, report.throttled),
+            (&self.requeued, report.requeued),
+            (&self.dead_lettered, report.dead_lettered),
+            (&self.paged, report.paged),
+        ] {
+            counter.fetch_add(n(v), Ordering::Relaxed);
+        }
+    }
+
+    /// The tally as JSON, with the fan-out queue's depths.
+    async fn view(&self, sharding: &Sharding) -> serde_json::Value {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let depths = sharding.queue.stats(QUEUE).await.map_err(|e| e.to_string());
+        let depth = |f: fn(&QueueStats) -> usize| depths.as_ref().ok().map(f);
+        serde_json::json!({
+            "queue": QUEUE,
+            "threshold": sharding.threshold,
+            "visible": depth(|s| s.visible),
+            "inFlight": depth(|s| s.in_flight),
+            "deadLetters": depth(|s| s.dead_letters),
+            "error": depths.as_ref().err(),
+            "messages": load(&self.messages),
+            "delivered": load(&self.delivered),
+            "gone": load(&self.gone),
+            "failed": load(&self.failed),
+            "throttled": load(&self.throttled),
+            "requeued": load(&self.requeued),
+            "deadLettered": load(&self.dead_lettered),
+            "paged": load(&self.paged),
+        })
+    }
+}
+
 struct Running {
     queue: &'static str,
     function: &'static str,
@@ -68,6 +127,7 @@ pub(crate) struct EmbeddedConsumers {
     tasks: Vec<JoinHandle<()>>,
     running: Arc<Vec<Running>>,
     services: Arc<Services>,
+    fanout: Arc<FanoutTally>,
 }
 
 impl EmbeddedConsumers {
@@ -101,10 +161,12 @@ impl EmbeddedConsumers {
                 )));
             }
         }
+        let fanout = Arc::new(FanoutTally::default());
         if services.send.sharding.is_some() {
             for _ in 0..FANOUT_CONSUMERS {
                 tasks.push(tokio::spawn(consume_fanout(
                     Arc::clone(services),
+                    Arc::clone(&fanout),
                     stopped.clone(),
                 )));
             }
@@ -114,6 +176,7 @@ impl EmbeddedConsumers {
             tasks,
             running: Arc::new(running),
             services: Arc::clone(services),
+            fanout,
         }
     }
 
@@ -132,6 +195,7 @@ impl EmbeddedConsumers {
         let view = QueueView {
             services: Arc::clone(&self.services),
             running: Arc::clone(&self.running),
+            fanout: Arc::clone(&self.fanout),
         };
         Router::new()
             .route("/local/queues", get(queues_json))
@@ -196,7 +260,11 @@ async fn consume(
 }
 
 /// Runs shards of the fan-out queue until stopped.
-async fn consume_fanout(services: Arc<Services>, mut stopped: watch::Receiver<bool>) {
+async fn consume_fanout(
+    services: Arc<Services>,
+    tally: Arc<FanoutTally>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut backoff = ERROR_BACKOFF;
     loop {
         if *stopped.borrow() {
@@ -206,12 +274,16 @@ async fn consume_fanout(services: Arc<Services>, mut stopped: watch::Receiver<bo
             r = switchboard_core::fanout::consume_batch(&services, POLL_WAIT) => r,
             _ = stopped.changed() => break,
         };
-        if let Err(e) = step {
-            tracing::warn!(error = %e, "fan-out consumer: receive failed; retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        } else {
-            backoff = ERROR_BACKOFF;
+        match step {
+            Err(e) => {
+                tracing::warn!(error = %e, "fan-out consumer: receive failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Ok(reports) => {
+                reports.iter().for_each(|r| tally.add(r));
+                backoff = ERROR_BACKOFF;
+            }
         }
     }
 }
@@ -251,6 +323,7 @@ fn split(m: ReceivedMessage) -> (Record, String) {
 struct QueueView {
     services: Arc<Services>,
     running: Arc<Vec<Running>>,
+    fanout: Arc<FanoutTally>,
 }
 
 #[derive(Serialize)]
@@ -316,7 +389,12 @@ async fn queues_json(State(view): State<Arc<QueueView>>) -> impl IntoResponse {
             consumer,
         });
     }
-    let body = serde_json::json!({ "queues": rows });
+    // The internal fan-out queue (sharded sends), when the app shards.
+    let fanout = match &view.services.send.sharding {
+        Some(sharding) => view.fanout.view(sharding).await,
+        None => serde_json::Value::Null,
+    };
+    let body = serde_json::json!({ "queues": rows, "fanout": fanout });
     (
         [(header::CONTENT_TYPE, "application/json")],
         serde_json::to_string_pretty(&body).unwrap_or_default(),

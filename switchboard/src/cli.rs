@@ -84,11 +84,13 @@ fn serve(app: App, args: ServeArgs) -> ExitCode {
                 Err(e) => return fail(&e),
             },
         };
+        let app = with_local_fanout(app, args.fanout_threshold);
+        let fanout = app.spec().send.sharding.as_ref().map(|s| s.threshold);
         let gateway = match app.serve_local(config).await {
             Ok(g) => g,
             Err(e) => return fail(&e),
         };
-        print_banner(&gateway, args.dev_auth);
+        print_banner(&gateway, args.dev_auth, fanout);
         for line in gateway.exposure_lines() {
             println!("{line}");
         }
@@ -98,7 +100,18 @@ fn serve(app: App, args: ServeArgs) -> ExitCode {
     })
 }
 
-fn print_banner(gateway: &switchboard_local::LocalGateway, dev_auth: bool) {
+/// `--fanout-threshold`: sends above it go through the embedded fan-out queue and the
+/// in-process consumers, as the `fanout` function takes them on AWS; 0 keeps every send
+/// inline. An app that configured its own sharding keeps it.
+fn with_local_fanout(app: App, threshold: usize) -> App {
+    if app.spec().send.sharding.is_some() || threshold == 0 {
+        app
+    } else {
+        app.fanout_threshold(threshold)
+    }
+}
+
+fn print_banner(gateway: &switchboard_local::LocalGateway, dev_auth: bool, fanout: Option<usize>) {
     println!("Switchboard local gateway");
     println!("  web page     {}/", gateway.http_url());
     if let Some(http) = gateway.http_api_url() {
@@ -121,6 +134,12 @@ fn print_banner(gateway: &switchboard_local::LocalGateway, dev_auth: bool) {
     println!("  queues       {}/local/queues", gateway.http_url());
     println!("  stats        {}/local/stats", gateway.http_url());
     println!("  console      {}/local/", gateway.http_url());
+    match fanout {
+        Some(n) => println!(
+            "  fan-out      sends to more than {n} recipients are sharded through the embedded fan-out queue"
+        ),
+        None => println!("  fan-out      every send inline (--fanout-threshold 0)"),
+    }
 }
 
 /// `--store dynamodb`: the connection store in DynamoDB (tables created at an
@@ -280,6 +299,11 @@ struct ServeArgs {
     /// DAY, WEEK or MONTH (UTC).
     #[arg(long, default_value = "DAY")]
     usage_plan_quota_period: String,
+    /// Sends to more recipients than this are sharded through the embedded fan-out queue
+    /// and its in-process consumers, as the `fanout` function does on AWS (0: every send
+    /// inline). An app that calls `App::sharding` or `App::fanout_threshold` keeps its own.
+    #[arg(long, default_value_t = switchboard_core::names::fanout::DEFAULT_THRESHOLD)]
+    fanout_threshold: usize,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

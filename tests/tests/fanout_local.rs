@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use switchboard_tests::*;
 
 #[tokio::test]
@@ -35,6 +35,34 @@ async fn a_broadcast_above_the_threshold_is_sharded_and_delivered_once() {
     for ws in [&mut a, &mut b, &mut c] {
         expect_silence(ws, Duration::from_millis(200)).await;
     }
+    // The consumers count their posts as an inline send does (the dashboard's widgets),
+    // and /local/queues shows what went through the fan-out queue. Both are added after
+    // the shard's posts: poll briefly (bounded).
+    let mut queues = Value::Null;
+    for _ in 0..100 {
+        queues = http(gw.local_addr(), "GET", "/local/queues", b"")
+            .await
+            .json();
+        if queues["fanout"]["delivered"] == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stats = http(gw.local_addr(), "GET", "/local/stats", b"")
+        .await
+        .json();
+    assert_eq!(stats["metrics"]["fanoutRecipients"], 3, "{stats}");
+    let fanout = &queues["fanout"];
+    assert_eq!(
+        (
+            &fanout["threshold"],
+            &fanout["delivered"],
+            &fanout["visible"]
+        ),
+        (&json!(2), &json!(3), &json!(0)),
+        "{queues}"
+    );
+    assert!(fanout["messages"].as_u64() >= Some(1), "{queues}");
     // Two connections are at the threshold: inline, as before.
     close(&mut c).await;
     send_json(&mut b, &json!({"action": "broadcast", "data": "small"})).await;
@@ -44,6 +72,17 @@ async fn a_broadcast_above_the_threshold_is_sharded_and_delivered_once() {
             r#"{"action":"broadcast","data":"small"}"#
         );
     }
+    let stats = http(gw.local_addr(), "GET", "/local/stats", b"")
+        .await
+        .json();
+    assert_eq!(stats["metrics"]["fanoutRecipients"], 5, "{stats}");
+    let queues = http(gw.local_addr(), "GET", "/local/queues", b"")
+        .await
+        .json();
+    assert_eq!(
+        queues["fanout"]["delivered"], 3,
+        "inline: not through the queue {queues}"
+    );
     for ws in [&mut a, &mut b] {
         close(ws).await;
     }

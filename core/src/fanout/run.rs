@@ -166,6 +166,8 @@ async fn run_shard(
     }
     drop(results);
     report.throttled = throttled.into_inner();
+    // The same counters as an inline send's (the dashboard's fan-out widgets).
+    (services.metrics).fanout(report.delivered + report.gone + report.failed, report.gone);
     if owed.is_empty() {
         return Ok(report);
     }
