@@ -42,14 +42,20 @@ fn every_route_gets_an_api_gateway_route_and_a_function() {
         BTreeSet::from(["$connect", "$default", "$disconnect", "hello", "ping"])
     );
 
-    // One function per route, plus the authorizer and the pre-sign-up trigger; all
+    // One function per route, plus the authorizer, the pre-sign-up trigger and the
+    // sharded fan-out's consumer (`hello` takes a `Ctx`, which can send to rooms); all
     // from the same artifact.
     let functions: Vec<_> = plan
         .resources
         .iter()
         .filter(|r| r.token == "aws:lambda/function:Function")
         .collect();
-    assert_eq!(functions.len(), route_keys.len() + 2);
+    assert_eq!(functions.len(), route_keys.len() + 3);
+    assert!(
+        functions.iter().any(|f| f.name == "fanout"),
+        "{:?}",
+        functions.iter().map(|f| &f.name).collect::<Vec<_>>()
+    );
     for f in &functions {
         assert_eq!(
             f.inputs.get("code"),
